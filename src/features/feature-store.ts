@@ -1,0 +1,61 @@
+import type { MarketSnapshot } from './market-snapshot.js'
+import { SymbolState, type ApplyStatus } from './symbol-state.js'
+
+export interface FeatureStoreOptions {
+  readonly barMs: number
+  readonly maxGapBars: number
+  /** Symbols with state, at most; the longest idle is dropped first. */
+  readonly maxSymbols: number
+}
+
+/**
+ * The single owner of per-symbol feature state. It lives on the main thread, so however many
+ * inference workers run, a symbol's bars are updated in request order by one writer; workers see
+ * only finished feature rows.
+ *
+ * Bounded: a client inventing symbols cannot exhaust memory. A Map keeps insertion order, so
+ * moving a symbol to the end on use makes the first key the least recently used one.
+ */
+export class FeatureStore {
+  private readonly states = new Map<string, SymbolState>()
+  private readonly options: FeatureStoreOptions
+  /** Last symbol touched: repeated ticks of one symbol skip the LRU reordering. */
+  private lastSymbol: string | null = null
+  evictions = 0
+
+  constructor (options: FeatureStoreOptions) {
+    this.options = options
+  }
+
+  get size (): number { return this.states.size }
+
+  has (symbol: string): boolean { return this.states.has(symbol) }
+
+  /** See `SymbolState.apply`. A stale snapshot for an unknown symbol creates no state. */
+  apply (symbol: string, snapshot: MarketSnapshot, arrivalMs: number, out: Float32Array | Float64Array, offset: number): ApplyStatus {
+    let state = this.states.get(symbol)
+    if (state === undefined) {
+      if (this.states.size >= this.options.maxSymbols) this.evictOldest()
+      state = new SymbolState(this.options.barMs, this.options.maxGapBars)
+      this.states.set(symbol, state)
+    } else if (this.lastSymbol !== symbol) {
+      this.states.delete(symbol)
+      this.states.set(symbol, state)
+    }
+    this.lastSymbol = symbol
+    return state.apply(snapshot, arrivalMs, out, offset)
+  }
+
+  /** Bar index of a symbol's current bar, or -1; for tests and diagnostics. */
+  currentBar (symbol: string): number {
+    return this.states.get(symbol)?.barIndex ?? -1
+  }
+
+  private evictOldest (): void {
+    const oldest = this.states.keys().next()
+    if (oldest.done === true) return
+    this.states.delete(oldest.value)
+    if (this.lastSymbol === oldest.value) this.lastSymbol = null
+    this.evictions++
+  }
+}

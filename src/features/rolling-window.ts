@@ -1,0 +1,188 @@
+/**
+ * Fixed-capacity windows over the last N finalized bars, updated in O(1) when a bar closes.
+ *
+ *   values: [ v3 | v4 | v0 | v1 | v2 ]    head -> next slot to overwrite (the oldest value)
+ *                       ^head
+ *
+ * NaN values occupy a slot but are left out of the sums, so a missing volume or BTC price shortens
+ * the effective sample instead of pretending to be 0. Running sums drift by rounding as values are
+ * added and removed; they are recomputed exactly from the buffer each time the head wraps, which
+ * bounds the drift to one window's worth of operations at amortized O(1).
+ */
+export class RollingStats {
+  readonly capacity: number
+  private readonly values: Float64Array
+  private head = 0
+  private filled = 0
+  sum = 0
+  sumSq = 0
+  /** Number of non-NaN values in the window. */
+  count = 0
+
+  constructor (capacity: number) {
+    this.capacity = capacity
+    this.values = new Float64Array(capacity)
+  }
+
+  push (x: number): void {
+    if (this.filled === this.capacity) {
+      const old = this.values[this.head]!
+      if (old === old) { // not NaN
+        this.sum -= old
+        this.sumSq -= old * old
+        this.count--
+      }
+    } else {
+      this.filled++
+    }
+    this.values[this.head] = x
+    if (x === x) {
+      this.sum += x
+      this.sumSq += x * x
+      this.count++
+    }
+    this.head++
+    if (this.head === this.capacity) {
+      this.head = 0
+      this.resum()
+    }
+  }
+
+  clear (): void {
+    this.head = 0
+    this.filled = 0
+    this.sum = 0
+    this.sumSq = 0
+    this.count = 0
+  }
+
+  private resum (): void {
+    let sum = 0
+    let sumSq = 0
+    let count = 0
+    for (let i = 0; i < this.filled; i++) {
+      const v = this.values[i]!
+      if (v === v) {
+        sum += v
+        sumSq += v * v
+        count++
+      }
+    }
+    this.sum = sum
+    this.sumSq = sumSq
+    this.count = count
+  }
+}
+
+/** Pairs (x, y) over the last N bars; a pair counts only when both are present. */
+export class RollingPairStats {
+  readonly capacity: number
+  private readonly xs: Float64Array
+  private readonly ys: Float64Array
+  private head = 0
+  private filled = 0
+  sx = 0
+  sy = 0
+  sxx = 0
+  syy = 0
+  sxy = 0
+  count = 0
+
+  constructor (capacity: number) {
+    this.capacity = capacity
+    this.xs = new Float64Array(capacity)
+    this.ys = new Float64Array(capacity)
+  }
+
+  push (x: number, y: number): void {
+    if (this.filled === this.capacity) {
+      const ox = this.xs[this.head]!
+      const oy = this.ys[this.head]!
+      if (ox === ox && oy === oy) {
+        this.sx -= ox
+        this.sy -= oy
+        this.sxx -= ox * ox
+        this.syy -= oy * oy
+        this.sxy -= ox * oy
+        this.count--
+      }
+    } else {
+      this.filled++
+    }
+    this.xs[this.head] = x
+    this.ys[this.head] = y
+    if (x === x && y === y) {
+      this.sx += x
+      this.sy += y
+      this.sxx += x * x
+      this.syy += y * y
+      this.sxy += x * y
+      this.count++
+    }
+    this.head++
+    if (this.head === this.capacity) {
+      this.head = 0
+      this.resum()
+    }
+  }
+
+  clear (): void {
+    this.head = 0
+    this.filled = 0
+    this.sx = this.sy = this.sxx = this.syy = this.sxy = 0
+    this.count = 0
+  }
+
+  private resum (): void {
+    let sx = 0; let sy = 0; let sxx = 0; let syy = 0; let sxy = 0; let count = 0
+    for (let i = 0; i < this.filled; i++) {
+      const x = this.xs[i]!
+      const y = this.ys[i]!
+      if (x === x && y === y) {
+        sx += x; sy += y; sxx += x * x; syy += y * y; sxy += x * y; count++
+      }
+    }
+    this.sx = sx; this.sy = sy; this.sxx = sxx; this.syy = syy; this.sxy = sxy; this.count = count
+  }
+}
+
+/** The last N values, addressable by age (1 = most recent). */
+export class RecentValues {
+  readonly capacity: number
+  private readonly values: Float64Array
+  private head = 0
+  private filled = 0
+
+  constructor (capacity: number) {
+    this.capacity = capacity
+    this.values = new Float64Array(capacity)
+  }
+
+  push (x: number): void {
+    this.values[this.head] = x
+    this.head = this.head + 1 === this.capacity ? 0 : this.head + 1
+    if (this.filled < this.capacity) this.filled++
+  }
+
+  /** Value pushed `age` pushes ago (1 = last); NaN when the history is shorter. */
+  ago (age: number): number {
+    if (age < 1 || age > this.filled) return Number.NaN
+    let i = this.head - age
+    if (i < 0) i += this.capacity
+    return this.values[i]!
+  }
+
+  get size (): number { return this.filled }
+
+  clear (): void {
+    this.head = 0
+    this.filled = 0
+  }
+}
+
+/** Sample variance from running sums; NaN below `minCount` samples, clamped at 0 against rounding. */
+export function varianceFromSums (sum: number, sumSq: number, count: number, minCount: number): number {
+  if (count < minCount || count < 2) return Number.NaN
+  const v = (sumSq - (sum * sum) / count) / (count - 1)
+  return v > 0 ? v : 0
+}
