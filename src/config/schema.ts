@@ -1,0 +1,277 @@
+/**
+ * Every setting the server reads, defined once: its JSON key (as users write it), type, bounds,
+ * default, environment variable, CLI flag and a one-line description. The ajv schema, the
+ * camelCase `Config` mapping, `--help` and the README settings table are all generated from
+ * `kSettings`, so they cannot drift apart (STYLE B6).
+ */
+
+export const kLogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof kLogLevels[number]
+
+/** Settings as users write them in JSON config files (snake_case, the contract's spelling). */
+export interface RawSettings {
+  host: string
+  port: number
+  model_path: string
+  require_model: boolean
+  workers: number
+  max_batch_size: number
+  max_queue_delay_us: number
+  max_queue_size: number
+  deadline_ms: number
+  max_body_bytes: number
+  max_batch_requests: number
+  bar_ms: number
+  max_gap_bars: number
+  max_symbols: number
+  default_symbol: string
+  max_clock_skew_ms: number
+  warmup_runs: number
+  shutdown_timeout_ms: number
+  log_level: LogLevel
+  log_file: string | null
+}
+
+export type SettingKey = keyof RawSettings
+
+/** The resolved, validated, deep-frozen configuration handed to constructors. */
+export interface Config {
+  readonly host: string
+  readonly port: number
+  /** Absolute: resolved against the process cwd when the config is built. */
+  readonly modelPath: string
+  readonly requireModel: boolean
+  readonly workers: number
+  readonly maxBatchSize: number
+  readonly maxQueueDelayUs: number
+  readonly maxQueueSize: number
+  readonly deadlineMs: number
+  readonly maxBodyBytes: number
+  readonly maxBatchRequests: number
+  readonly barMs: number
+  readonly maxGapBars: number
+  readonly maxSymbols: number
+  readonly defaultSymbol: string
+  readonly maxClockSkewMs: number
+  readonly warmupRuns: number
+  readonly shutdownTimeoutMs: number
+  readonly logLevel: LogLevel
+  readonly logFile: string | null
+}
+
+type CamelCase<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S
+type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+// Compile-time guard: `Config` is hand-written for readability, and must stay the camelCase image
+// of `RawSettings`, key for key and type for type.
+const kConfigMatchesRawSettings: Equal<Config, { readonly [K in SettingKey as CamelCase<K>]: RawSettings[K] }> = true
+void kConfigMatchesRawSettings
+
+export type SettingKind = 'string' | 'integer' | 'boolean' | 'enum' | 'nullable-string'
+
+export interface SettingSpec<K extends SettingKey = SettingKey> {
+  readonly kind: SettingKind
+  readonly default: RawSettings[K]
+  readonly env: string
+  /** Long flag without the leading dashes. */
+  readonly flag: string
+  readonly description: string
+  readonly min?: number
+  readonly max?: number
+  readonly pattern?: string
+  readonly values?: readonly string[]
+}
+
+type SettingsTable = { readonly [K in SettingKey]: SettingSpec<K> }
+
+// Insertion order is the order of `--help` and the README table.
+export const kSettings: SettingsTable = {
+  host: {
+    kind: 'string', default: '0.0.0.0', env: 'HOST', flag: 'host',
+    description: 'Address to bind.',
+  },
+  port: {
+    kind: 'integer', min: 0, max: 65535, default: 8000, env: 'PORT', flag: 'port',
+    description: 'Port to listen on; 0 picks a free (ephemeral) port.',
+  },
+  model_path: {
+    kind: 'string', default: 'models/xgboost_phase1_v1.onnx', env: 'MODEL_PATH', flag: 'model-path',
+    description: 'ONNX model file, relative to the working directory.',
+  },
+  require_model: {
+    kind: 'boolean', default: true, env: 'REQUIRE_MODEL', flag: 'require-model',
+    description: 'Refuse to start without a loadable model; when false, predictions answer 503 "Model not loaded".',
+  },
+  workers: {
+    kind: 'integer', min: 1, max: 64, default: 4, env: 'WORKERS', flag: 'workers',
+    description: 'Inference worker threads.',
+  },
+  max_batch_size: {
+    kind: 'integer', min: 1, max: 4096, default: 64, env: 'MAX_BATCH_SIZE', flag: 'max-batch-size',
+    description: 'Most rows in one inference batch.',
+  },
+  max_queue_delay_us: {
+    kind: 'integer', min: 0, max: 1_000_000, default: 0, env: 'MAX_QUEUE_DELAY_US', flag: 'max-queue-delay-us',
+    description: 'Longest a request waits for a batch to fill while a worker is idle (µs).',
+  },
+  max_queue_size: {
+    kind: 'integer', min: 1, max: 1_000_000, default: 4096, env: 'MAX_QUEUE_SIZE', flag: 'max-queue-size',
+    description: 'Pending requests beyond this are shed with 503.',
+  },
+  deadline_ms: {
+    kind: 'integer', min: 1, max: 60_000, default: 1000, env: 'DEADLINE_MS', flag: 'deadline-ms',
+    description: 'Default per-request deadline (ms).',
+  },
+  max_body_bytes: {
+    kind: 'integer', min: 256, max: 16_777_216, default: 1_048_576, env: 'MAX_BODY_BYTES', flag: 'max-body-bytes',
+    description: 'Largest accepted request body or WebSocket message (bytes).',
+  },
+  max_batch_requests: {
+    kind: 'integer', min: 1, max: 10_000, default: 1000, env: 'MAX_BATCH_REQUESTS', flag: 'max-batch-requests',
+    description: 'Longest list accepted by /predict/batch.',
+  },
+  bar_ms: {
+    kind: 'integer', min: 1000, max: 86_400_000, default: 60_000, env: 'BAR_MS', flag: 'bar-ms',
+    description: 'Bar length for the incremental features (ms).',
+  },
+  max_gap_bars: {
+    kind: 'integer', min: 1, max: 10_000, default: 5, env: 'MAX_GAP_BARS', flag: 'max-gap-bars',
+    description: 'A jump of more bars than this resets a symbol\'s history.',
+  },
+  max_symbols: {
+    kind: 'integer', min: 1, max: 1_000_000, default: 10_000, env: 'MAX_SYMBOLS', flag: 'max-symbols',
+    description: 'Symbols kept in the feature store; the least recently used is evicted.',
+  },
+  default_symbol: {
+    kind: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$', default: 'WBNBUSDT', env: 'DEFAULT_SYMBOL', flag: 'default-symbol',
+    description: 'Symbol used when a request names none.',
+  },
+  max_clock_skew_ms: {
+    kind: 'integer', min: 0, max: 86_400_000, default: 60_000, env: 'MAX_CLOCK_SKEW_MS', flag: 'max-clock-skew-ms',
+    description: 'How far in the future a timestamp_ms may be (ms).',
+  },
+  warmup_runs: {
+    kind: 'integer', min: 0, max: 10_000, default: 20, env: 'WARMUP_RUNS', flag: 'warmup-runs',
+    description: 'Probe inferences per worker before the server reports ready.',
+  },
+  shutdown_timeout_ms: {
+    kind: 'integer', min: 0, max: 600_000, default: 10_000, env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms',
+    description: 'Longest graceful drain on SIGTERM before in-flight work is abandoned (ms).',
+  },
+  log_level: {
+    kind: 'enum', values: kLogLevels, default: 'info', env: 'LOG_LEVEL', flag: 'log-level',
+    description: 'Least severe log level written.',
+  },
+  log_file: {
+    kind: 'nullable-string', default: null, env: 'LOG_FILE', flag: 'log-file',
+    description: 'Also write logs to this file; null (or empty LOG_FILE) for stdout only.',
+  },
+}
+
+export const kSettingKeys = Object.freeze(Object.keys(kSettings) as SettingKey[])
+
+/** The camelCase `Config` property for each snake_case key: the one place the mapping is defined. */
+export const kConfigProps: Readonly<Record<SettingKey, keyof Config>> = Object.freeze(
+  Object.fromEntries(kSettingKeys.map((key) => [key, snakeToCamel(key)])) as Record<SettingKey, keyof Config>,
+)
+
+/** Not a setting: names the JSON file whose settings sit between config/default.json and env. */
+export const kConfigFileFlag = 'config'
+export const kConfigFileEnv = 'CONFIG_FILE'
+
+function snakeToCamel (key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+}
+
+export function schemaDefaults (): RawSettings {
+  const out: Record<string, unknown> = {}
+  for (const key of kSettingKeys) out[key] = kSettings[key].default
+  return out as unknown as RawSettings
+}
+
+/**
+ * The JSON Schema of a settings object. `complete: true` describes the final object (every key
+ * required, schema defaults filled in by ajv's useDefaults); `false` describes one layer (a file,
+ * env, flags), where every key is optional and no defaults are applied.
+ */
+export function settingsJsonSchema (complete: boolean): Record<string, unknown> {
+  const properties: Record<string, unknown> = {}
+  for (const key of kSettingKeys) {
+    const spec: SettingSpec = kSettings[key]
+    const prop: Record<string, unknown> = propertySchema(spec)
+    if (complete) prop.default = spec.default
+    properties[key] = prop
+  }
+  return {
+    type: 'object',
+    properties,
+    additionalProperties: false,
+    ...(complete ? { required: [...kSettingKeys] } : {}),
+  }
+}
+
+function propertySchema (spec: SettingSpec): Record<string, unknown> {
+  switch (spec.kind) {
+    case 'integer': return { type: 'integer', minimum: spec.min, maximum: spec.max }
+    case 'boolean': return { type: 'boolean' }
+    case 'enum': return { type: 'string', enum: [...(spec.values ?? [])] }
+    case 'nullable-string': return { type: ['string', 'null'], minLength: 1 }
+    case 'string': return spec.pattern !== undefined
+      ? { type: 'string', pattern: spec.pattern }
+      : { type: 'string', minLength: 1 }
+  }
+}
+
+/** What a value of this setting must be, phrased to follow "must be". */
+export function describeType (spec: SettingSpec): string {
+  switch (spec.kind) {
+    case 'integer': return `an integer from ${spec.min} to ${spec.max}`
+    case 'boolean': return 'true or false'
+    case 'enum': return `one of ${(spec.values ?? []).join(', ')}`
+    case 'nullable-string': return 'a non-empty string or null'
+    case 'string': return spec.pattern !== undefined ? `a string matching ${spec.pattern}` : 'a non-empty string'
+  }
+}
+
+function cell (text: string): string {
+  return text.replace(/\|/g, '\\|')
+}
+
+/** The README settings table, generated from `kSettings` (a test keeps the README in sync). */
+export function renderSettingsTable (): string {
+  const lines = [
+    '| setting | env | flag | default | description |',
+    '|---|---|---|---|---|',
+  ]
+  for (const key of kSettingKeys) {
+    const spec: SettingSpec = kSettings[key]
+    lines.push(`| \`${key}\` | \`${spec.env}\` | \`--${spec.flag}\` | \`${JSON.stringify(spec.default)}\` | ` +
+      `${cell(spec.description)} Must be ${cell(describeType(spec))}. |`)
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** `--help` text, generated from `kSettings`. */
+export function renderHelp (): string {
+  const rows: Array<[string, string]> = [
+    [`--${kConfigFileFlag} <file>`, `JSON settings file (env ${kConfigFileEnv}); keys as in config/default.json.`],
+    ['-h, --help', 'Print this help and exit.'],
+  ]
+  for (const key of kSettingKeys) {
+    const spec: SettingSpec = kSettings[key]
+    const arg = spec.kind === 'integer' ? '<int>' : spec.kind === 'boolean' ? '<bool>' : spec.kind === 'enum' ? '<level>' : '<string>'
+    rows.push([`--${spec.flag} ${arg}`,
+      `${spec.description} Must be ${describeType(spec)}. Env ${spec.env}, default ${JSON.stringify(spec.default)}.`])
+  }
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2
+  return [
+    'Usage: node dist/src/cli/serve.js [--config <file>] [--<setting> <value> ...]',
+    '',
+    'Each setting is read from, later winning: built-in defaults < config/default.json',
+    '< the --config file < environment variables < flags. Booleans accept true/false/1/0.',
+    'Invalid settings stop start-up with a list of every problem.',
+    '',
+    'Options:',
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}${right}`),
+    '',
+  ].join('\n')
+}
