@@ -1,0 +1,281 @@
+import { performance } from 'node:perf_hooks'
+import { kFeatureCount } from '../features/feature-spec.js'
+import {
+  kStatusDeadlineExceeded, kStatusInternal, kStatusOk, PendingRequest,
+} from './pending-request.js'
+
+/** The model side the batcher feeds: a pool of workers and the version it serves. */
+export interface BatchRunner {
+  readonly workers: number
+  readonly modelVersion: string
+  readonly modelVersionJson: string
+  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer>
+}
+
+export interface BatcherMetrics {
+  recordQueueWait (waitUs: number): void
+  recordBatch (rows: number, inferenceUs: number): void
+  recordBatchFailure (rows: number, err: unknown): void
+}
+
+export interface DynamicBatcherOptions {
+  readonly maxBatchSize: number
+  readonly maxQueueSize: number
+  /** 0: a gathering batch waits for a free worker. >0: it is sent to the pool's queue after this long. */
+  readonly maxQueueDelayUs: number
+}
+
+/**
+ * A batch being gathered, in flight, or back. `features` views `buffer` while the batch is on this
+ * thread; during inference the buffer belongs to the worker (transferred) and the view is detached.
+ */
+class Batch {
+  buffer: ArrayBuffer
+  features: Float32Array
+  size = 0
+  readonly requests: Array<PendingRequest | null>
+  /** performance.now() of the first request, for max_queue_delay_us. */
+  openedMs = 0
+  runner: BatchRunner | null = null
+
+  constructor (buffer: ArrayBuffer, capacity: number) {
+    this.buffer = buffer
+    this.features = new Float32Array(buffer)
+    this.requests = new Array<PendingRequest | null>(capacity).fill(null)
+  }
+}
+
+/**
+ * Work-conserving dynamic batcher between the transports and the worker pool.
+ *
+ * - A request goes to an idle worker at once; it is never held back for company.
+ * - While every worker is busy, arriving requests are written straight into the batch that is
+ *   gathering (its rows are the transfer buffer itself), up to max_batch_size; a full batch is
+ *   closed and the next one opened. When a worker frees, the oldest batch goes.
+ * - The number of queued requests is bounded by max_queue_size: the caller checks `canAdmit()`
+ *   first and sheds when it is false.
+ * - Deadlines are checked when a batch is dispatched; expired requests never reach the model.
+ *
+ *   gathering: [ B0 (full) | B1 (full) | B2 (open, 7 rows) ]  -> dispatched oldest first
+ *   in flight: at most one batch per worker
+ */
+export class DynamicBatcher {
+  private readonly options: DynamicBatcherOptions
+  private readonly metrics: BatcherMetrics
+  private runner: BatchRunner | null = null
+  /** Gathering batches, oldest first; a ring of fixed capacity (queue bound / batch size + 1). */
+  private readonly gathering: Array<Batch | null>
+  private head = 0
+  private count = 0
+  private readonly freeBatches: Batch[] = []
+  private readonly freeRequests: PendingRequest[] = []
+  /** The batch `openRow` handed out, until `commit` or the next `openRow`. */
+  private openBatch: Batch | null = null
+  private queued = 0
+  private inFlightBatches = 0
+  private inFlightRequests = 0
+  private delayTimer: NodeJS.Timeout | null = null
+  private readonly rowFloats = kFeatureCount
+  private idleWaiters: Array<() => void> = []
+
+  constructor (options: DynamicBatcherOptions, metrics: BatcherMetrics) {
+    this.options = options
+    this.metrics = metrics
+    const slots = Math.ceil(options.maxQueueSize / options.maxBatchSize) + 1
+    this.gathering = new Array<Batch | null>(slots).fill(null)
+    this.onDelayTimer = this.onDelayTimer.bind(this)
+  }
+
+  /** The model new batches go to; batches already sent finish on the model they were sent to. */
+  setRunner (runner: BatchRunner | null): void {
+    this.runner = runner
+    this.schedule()
+  }
+
+  /** Requests admitted and not yet answered (gathering + in flight). */
+  get depth (): number { return this.queued + this.inFlightRequests }
+  get queueDepth (): number { return this.queued }
+
+  canAdmit (): boolean { return this.queued < this.options.maxQueueSize }
+
+  /**
+   * The batch whose next row the caller writes into: `features` at `rowOffset()`. Follow with
+   * `commit` (the row is used) or nothing (the row is left free).
+   */
+  openRow (): Float32Array {
+    let batch = this.count > 0 ? this.gathering[(this.head + this.count - 1) % this.gathering.length]! : null
+    if (batch === null || batch.size === this.options.maxBatchSize) {
+      batch = this.freeBatches.pop() ?? this.newBatch()
+      batch.size = 0
+      batch.openedMs = performance.now()
+      this.gathering[(this.head + this.count) % this.gathering.length] = batch
+      this.count++
+    }
+    this.openBatch = batch
+    return batch.features
+  }
+
+  /** Float offset of the row `openRow` made available. */
+  rowOffset (): number { return this.openBatch!.size * this.rowFloats }
+
+  /** Takes a pooled request object; fill it and pass it to `commit`. */
+  acquire (): PendingRequest {
+    return this.freeRequests.pop() ?? new PendingRequest()
+  }
+
+  /** Gives back a request that was acquired but not committed. */
+  release (request: PendingRequest): void {
+    request.clear()
+    this.freeRequests.push(request)
+  }
+
+  /** Marks the row from `openRow` as used by `request` and dispatches if a worker is idle. */
+  commit (request: PendingRequest): void {
+    const batch = this.openBatch!
+    batch.requests[batch.size++] = request
+    this.queued++
+    this.schedule()
+    if (this.count > 0 && this.options.maxQueueDelayUs > 0 && this.delayTimer === null) this.armDelayTimer()
+  }
+
+  /** Resolves when nothing is gathering or in flight (graceful shutdown). */
+  whenIdle (): Promise<void> {
+    if (this.depth === 0) return Promise.resolve()
+    return new Promise(resolve => { this.idleWaiters.push(resolve) })
+  }
+
+  private newBatch (): Batch {
+    return new Batch(new ArrayBuffer(this.options.maxBatchSize * this.rowFloats * 4), this.options.maxBatchSize)
+  }
+
+  private schedule (): void {
+    const runner = this.runner
+    if (runner === null) return
+    while (this.count > 0 && this.inFlightBatches < runner.workers) this.dispatchOldest(runner)
+  }
+
+  private dispatchOldest (runner: BatchRunner): void {
+    const batch = this.gathering[this.head]!
+    this.gathering[this.head] = null
+    this.head = (this.head + 1) % this.gathering.length
+    this.count--
+    if (this.openBatch === batch) this.openBatch = null
+    this.queued -= batch.size
+
+    // Drop expired requests before inference, compacting the surviving rows.
+    const now = performance.now()
+    let kept = 0
+    for (let i = 0; i < batch.size; i++) {
+      const req = batch.requests[i]!
+      batch.requests[i] = null
+      if (now > req.deadlineMs) {
+        req.status = kStatusDeadlineExceeded
+        this.finish(req)
+        continue
+      }
+      if (kept !== i) batch.features.copyWithin(kept * this.rowFloats, i * this.rowFloats, (i + 1) * this.rowFloats)
+      req.dispatchedMs = now
+      this.metrics.recordQueueWait(Math.round((now - req.admittedMs) * 1000))
+      batch.requests[kept++] = req
+    }
+    batch.size = kept
+    if (kept === 0) {
+      this.recycle(batch)
+      this.checkIdle()
+      return
+    }
+    batch.runner = runner
+    this.inFlightBatches++
+    this.inFlightRequests += kept
+    runner.run(batch.buffer, kept).then(
+      (buffer) => { this.onBatchDone(batch, buffer) },
+      (err: unknown) => { this.onBatchFailed(batch, err) },
+    )
+  }
+
+  private onBatchDone (batch: Batch, buffer: ArrayBuffer): void {
+    batch.buffer = buffer
+    batch.features = new Float32Array(buffer)
+    const out = batch.features
+    const runner = batch.runner!
+    const rows = batch.size
+    this.metrics.recordBatch(rows, Math.round(out[rows]!))
+    for (let i = 0; i < rows; i++) {
+      const req = batch.requests[i]!
+      batch.requests[i] = null
+      req.status = kStatusOk
+      req.probability = out[i]!
+      req.modelVersion = runner.modelVersion
+      req.modelVersionJson = runner.modelVersionJson
+      this.finish(req)
+    }
+    this.afterBatch(batch, rows)
+  }
+
+  /** A worker died or the session threw: every request of the batch is answered INTERNAL at once. */
+  private onBatchFailed (batch: Batch, err: unknown): void {
+    const rows = batch.size
+    this.metrics.recordBatchFailure(rows, err)
+    for (let i = 0; i < rows; i++) {
+      const req = batch.requests[i]!
+      batch.requests[i] = null
+      req.status = kStatusInternal
+      this.finish(req)
+    }
+    // The buffer went to the worker and is gone with it: start this batch object afresh.
+    batch.buffer = new ArrayBuffer(this.options.maxBatchSize * this.rowFloats * 4)
+    batch.features = new Float32Array(batch.buffer)
+    this.afterBatch(batch, rows)
+  }
+
+  private afterBatch (batch: Batch, rows: number): void {
+    this.inFlightBatches--
+    this.inFlightRequests -= rows
+    this.recycle(batch)
+    this.schedule()
+    this.checkIdle()
+  }
+
+  private finish (req: PendingRequest): void {
+    const sink = req.sink
+    if (sink !== null) {
+      try {
+        sink.complete(req)
+      } catch (err) {
+        // A sink must not throw; if one does, the other requests of the batch still get answers.
+        process.emitWarning(`prediction sink threw: ${err instanceof Error ? err.message : String(err)}`)
+      }
+    }
+    this.release(req)
+  }
+
+  private recycle (batch: Batch): void {
+    batch.size = 0
+    batch.runner = null
+    this.freeBatches.push(batch)
+  }
+
+  private checkIdle (): void {
+    if (this.depth !== 0 || this.idleWaiters.length === 0) return
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  private armDelayTimer (): void {
+    const oldest = this.gathering[this.head]!
+    const dueInMs = oldest.openedMs + this.options.maxQueueDelayUs / 1000 - performance.now()
+    this.delayTimer = setTimeout(this.onDelayTimer, Math.max(0, dueInMs))
+  }
+
+  /** max_queue_delay_us passed for the oldest gathering batch: send it even though no worker is idle. */
+  private onDelayTimer (): void {
+    this.delayTimer = null
+    const runner = this.runner
+    if (runner === null) return
+    const limitMs = this.options.maxQueueDelayUs / 1000
+    const now = performance.now()
+    while (this.count > 0 && now - this.gathering[this.head]!.openedMs >= limitMs) this.dispatchOldest(runner)
+    if (this.count > 0) this.armDelayTimer()
+  }
+}

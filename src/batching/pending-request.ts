@@ -1,0 +1,45 @@
+/** Outcome of a queued request, set by the batcher before it calls the sink. */
+export const kStatusPending = 0
+export const kStatusOk = 1
+export const kStatusDeadlineExceeded = 2
+export const kStatusInternal = 3
+export type RequestStatus = typeof kStatusPending | typeof kStatusOk | typeof kStatusDeadlineExceeded | typeof kStatusInternal
+
+/** Whoever waits for answers: an HTTP response, a batch of them, a WebSocket connection. */
+export interface PredictionSink {
+  /** Called once per request. `request` is recycled when this returns: copy what you keep. */
+  complete (request: PendingRequest): void
+}
+
+/**
+ * One admitted request on its way through the batcher. Instances are pooled and reused, so every
+ * field is initialised here and keeps its type (one hidden class on the hot path).
+ */
+export class PendingRequest {
+  sink: PredictionSink | null = null
+  /** The sink's own index for this request (position in a batch body, a WebSocket id...). */
+  tag = 0
+  symbol = ''
+  /** performance.now() when the request was admitted. */
+  admittedMs = 0
+  /** performance.now() after which the request must not reach the model. */
+  deadlineMs = 0
+  /** performance.now() when its batch left for a worker. */
+  dispatchedMs = 0
+  status: RequestStatus = kStatusPending
+  /** The model's probability of an up-move. */
+  probability = Number.NaN
+  /** JSON-escaped model version of the model that computed the answer. */
+  modelVersionJson = ''
+  modelVersion = ''
+
+  clear (): void {
+    this.sink = null
+    this.tag = 0
+    this.symbol = ''
+    this.status = kStatusPending
+    this.probability = Number.NaN
+    this.modelVersionJson = ''
+    this.modelVersion = ''
+  }
+}

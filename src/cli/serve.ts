@@ -1,0 +1,53 @@
+/**
+ * Process entry: `npm start` (built) or `npm run dev` (from source).
+ *
+ * Loads and validates the configuration (exit 2 with every problem named), starts the server
+ * (exit 1 when the model cannot be loaded and require_model is on, or the port cannot be bound),
+ * and drains on SIGTERM / SIGINT: stop accepting, answer what is in flight, exit 0.
+ */
+import { loadConfig, isHelpRequested } from '../config/load.js'
+import { renderHelp } from '../config/schema.js'
+import { ServiceError } from '../errors.js'
+import { createLogger } from '../log/logger.js'
+import { logEvents } from '../log/log-events.js'
+import { PredictionServer } from '../server/app.js'
+
+async function main (): Promise<void> {
+  const argv = process.argv.slice(2)
+  if (isHelpRequested(argv)) {
+    process.stdout.write(renderHelp())
+    return
+  }
+  let config
+  try {
+    config = loadConfig({ argv, env: process.env })
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`)
+    process.exit(2)
+  }
+  const log = createLogger(config.logLevel, config.logFile)
+  logEvents.starting(log, config)
+  let server: PredictionServer
+  try {
+    server = await PredictionServer.start(config, log)
+  } catch (err) {
+    const message = err instanceof ServiceError ? `${err.code}: ${err.message}` : (err as Error).message
+    log.fatal({ event: 'startup_failed', err }, `Start-up failed: ${message}`)
+    log.flush()
+    process.stderr.write(`Start-up failed: ${message}\n`)
+    process.exit(1)
+  }
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    server.close(signal).then(
+      () => { log.flush(); process.exit(0) },
+      (err: unknown) => { log.error({ err }, 'shutdown failed'); log.flush(); process.exit(1) },
+    )
+  }
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  process.on('SIGINT', () => { stop('SIGINT') })
+}
+
+void main()

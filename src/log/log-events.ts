@@ -1,0 +1,45 @@
+import type { Logger } from 'pino'
+
+/**
+ * Every line the service logs, named, with a fixed level and message, so that messages are
+ * reviewable in one place. Client mistakes are debug, never error; per-request lines stay off
+ * the hot path unless the level asks for them.
+ */
+export const logEvents = {
+  starting (log: Logger, settings: object): void {
+    log.info({ event: 'starting', settings }, 'Starting ML prediction service')
+  },
+  modelLoaded (log: Logger, modelVersion: string, modelPath: string, workers: number, loadMs: number): void {
+    log.info({ event: 'model_loaded', model_version: modelVersion, model_path: modelPath, workers, load_ms: loadMs }, `Model loaded: ${modelVersion} (${workers} workers, ${loadMs} ms)`)
+  },
+  modelLoadFailed (log: Logger, modelPath: string, err: unknown): void {
+    log.error({ event: 'model_load_failed', model_path: modelPath, err }, `Model could not be loaded: ${(err as Error).message}`)
+  },
+  modelNotLoadedServing (log: Logger): void {
+    log.warn({ event: 'model_not_loaded' }, 'Serving without a model: predictions answer 503 Model not loaded')
+  },
+  listening (log: Logger, host: string, port: number): void {
+    log.info({ event: 'listening', host, port }, `ML prediction service listening on http://${host}:${port}`)
+  },
+  listenFailed (log: Logger, host: string, port: number): void {
+    log.fatal({ event: 'listen_failed', host, port }, `Could not listen on ${host}:${port}`)
+  },
+  shuttingDown (log: Logger, signal: string, inFlight: number): void {
+    log.info({ event: 'shutting_down', signal, in_flight: inFlight }, `Shutting down on ${signal}: answering ${inFlight} in-flight requests`)
+  },
+  shutdownComplete (log: Logger, ms: number): void {
+    log.info({ event: 'shutdown_complete', ms }, `Shutdown complete in ${ms} ms`)
+  },
+  shutdownTimedOut (log: Logger, pending: number): void {
+    log.warn({ event: 'shutdown_timeout', pending }, `Shutdown timed out with ${pending} requests unanswered`)
+  },
+  batchFailed (log: Logger, rows: number, err: unknown): void {
+    log.error({ event: 'batch_failed', rows, err }, `Inference failed for a batch of ${rows}: ${(err as Error)?.message ?? String(err)}`)
+  },
+  requestRejected (log: Logger, route: string, status: number, code: string): void {
+    if (log.isLevelEnabled('debug')) log.debug({ event: 'request_rejected', route, status, code }, `${route} answered ${status} ${code}`)
+  },
+  internalError (log: Logger, route: string, err: unknown): void {
+    log.error({ event: 'internal_error', route, err }, `Internal error on ${route}`)
+  },
+}

@@ -1,0 +1,116 @@
+import { BroadcastChannel } from 'node:worker_threads'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Piscina } from 'piscina'
+import { ModelLoadError } from '../errors.js'
+import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
+
+export interface InferencePoolOptions {
+  readonly modelPath: string
+  readonly inputName: string
+  readonly outputName: string
+  readonly featureCount: number
+  readonly maxBatchSize: number
+  readonly workers: number
+  readonly warmupRuns: number
+  /** How long every worker may take to load and warm its session. */
+  readonly readyTimeoutMs: number
+  /** A worker died outside a task (Piscina replaces it); without a listener the process would crash. */
+  readonly onWorkerError?: (err: unknown) => void
+}
+
+// The worker keeps this module's extension: `.ts` when run from source (tests, tsx), `.js` from dist/.
+const kWorkerFile = fileURLToPath(new URL(`./inference-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
+let poolCounter = 0
+
+/**
+ * A fixed set of worker threads, each holding one ORT session of one model version. One `run()`
+ * per batch: each task carries a transferred buffer (see messages.ts), never per-request objects.
+ *
+ * A model version is a pool: a new version gets a new pool, warmed beside the old one, so that a
+ * swap never makes a request wait for a model load.
+ */
+export class InferencePool {
+  readonly workers: number
+  private readonly piscina: Piscina<BatchTask, ArrayBuffer>
+
+  private constructor (piscina: Piscina<BatchTask, ArrayBuffer>, workers: number) {
+    this.piscina = piscina
+    this.workers = workers
+  }
+
+  /** Starts the workers and resolves once every one has loaded and warmed its session. */
+  static async start (options: InferencePoolOptions): Promise<InferencePool> {
+    const readyChannel = `inference-ready-${process.pid}-${++poolCounter}`
+    const channel = new BroadcastChannel(readyChannel)
+    const ready = new Set<number>()
+    let piscina: Piscina<BatchTask, ArrayBuffer> | null = null
+    try {
+      const allReady = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(new ModelLoadError(`only ${ready.size} of ${options.workers} inference workers were ready after ${options.readyTimeoutMs} ms`))
+        }, options.readyTimeoutMs)
+        channel.onmessage = (event: unknown) => {
+          const msg = (event as { data: WorkerReadyMessage }).data
+          if (!msg.ok) {
+            clearTimeout(timer)
+            reject(new ModelLoadError(`inference worker failed to load ${options.modelPath}: ${msg.error ?? 'unknown error'}`))
+            return
+          }
+          ready.add(msg.threadId)
+          if (ready.size >= options.workers) {
+            clearTimeout(timer)
+            resolve()
+          }
+        }
+      })
+      const workerData: InferenceWorkerData = {
+        modelPath: options.modelPath,
+        inputName: options.inputName,
+        outputName: options.outputName,
+        featureCount: options.featureCount,
+        maxBatchSize: options.maxBatchSize,
+        warmupRuns: options.warmupRuns,
+        readyChannel,
+      }
+      piscina = new Piscina<BatchTask, ArrayBuffer>({
+        filename: kWorkerFile,
+        workerData,
+        // Fixed size: sessions are never reaped by idleTimeout and re-created on the next burst.
+        minThreads: options.workers,
+        maxThreads: options.workers,
+        idleTimeout: Number.MAX_SAFE_INTEGER,
+        concurrentTasksPerWorker: 1,
+        // Piscina's queue is left unbounded: the batcher bounds what it sends (one batch per worker,
+        // plus batches past max_queue_delay_us, themselves bounded by max_queue_size).
+        // We keep our own histograms.
+        recordTiming: false,
+      })
+      const onWorkerError = options.onWorkerError
+      piscina.on('error', (err: unknown) => {
+        if (onWorkerError !== undefined) onWorkerError(err)
+      })
+      await allReady
+      return new InferencePool(piscina, options.workers)
+    } catch (err) {
+      if (piscina !== null) await piscina.destroy().catch(() => { /* already failing: the load error is what matters */ })
+      throw err
+    } finally {
+      channel.close()
+    }
+  }
+
+  /** Runs one batch; resolves with the same buffer, answers written over its head. */
+  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
+    return this.piscina.run({ buffer, rows }, { transferList: [buffer] })
+  }
+
+  /** Worker threads, for tests that need to kill one. */
+  get threads (): readonly import('node:worker_threads').Worker[] {
+    return this.piscina.threads
+  }
+
+  async close (): Promise<void> {
+    await this.piscina.close({ force: false })
+  }
+}

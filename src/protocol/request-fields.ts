@@ -1,0 +1,54 @@
+import type { MarketSnapshot } from '../features/market-snapshot.js'
+
+/**
+ * The contract's request fields, once. Both decoders (JSON here, FlatBuffers later) walk this
+ * table, so a field's name, nullability and bounds are defined in one place.
+ */
+export type NumericSnapshotKey = Exclude<keyof MarketSnapshot, 'reset' | 'timestampMs'>
+
+export interface NumericField {
+  /** Name on the wire, as the old FastAPI service spelled it. */
+  readonly wire: string
+  readonly key: NumericSnapshotKey
+  readonly required: boolean
+  /** true: must be > 0 (prices); false: any finite number (funding rate can be negative). */
+  readonly positive: boolean
+  /** true: must be >= 0 (volumes, depths). */
+  readonly nonNegative: boolean
+}
+
+export const kNumericFields: readonly NumericField[] = [
+  { wire: 'price', key: 'price', required: true, positive: true, nonNegative: true },
+  { wire: 'open', key: 'open', required: false, positive: true, nonNegative: true },
+  { wire: 'high', key: 'high', required: false, positive: true, nonNegative: true },
+  { wire: 'low', key: 'low', required: false, positive: true, nonNegative: true },
+  { wire: 'volume', key: 'volume', required: false, positive: false, nonNegative: true },
+  { wire: 'bid_volume', key: 'bidVolume', required: false, positive: false, nonNegative: true },
+  { wire: 'ask_volume', key: 'askVolume', required: false, positive: false, nonNegative: true },
+  { wire: 'best_bid', key: 'bestBid', required: false, positive: true, nonNegative: true },
+  { wire: 'best_ask', key: 'bestAsk', required: false, positive: true, nonNegative: true },
+  { wire: 'bid_depth_5', key: 'bidDepth5', required: false, positive: false, nonNegative: true },
+  { wire: 'ask_depth_5', key: 'askDepth5', required: false, positive: false, nonNegative: true },
+  { wire: 'btc_price', key: 'btcPrice', required: false, positive: true, nonNegative: true },
+  { wire: 'funding_rate', key: 'fundingRate', required: false, positive: false, nonNegative: false },
+]
+
+export const kSymbolPattern = /^[A-Za-z0-9_-]{1,32}$/
+
+/** Error types and messages in pydantic v1's spelling, which the bot's logs were written against. */
+export const kIssue = {
+  missing: { msg: 'field required', type: 'value_error.missing' },
+  notNumber: { msg: 'value is not a valid float', type: 'type_error.float' },
+  notFinite: { msg: 'value is not a finite number', type: 'value_error.number.not_finite' },
+  notPositive: { msg: 'ensure this value is greater than 0', type: 'value_error.number.not_gt' },
+  negative: { msg: 'ensure this value is greater than or equal to 0', type: 'value_error.number.not_ge' },
+  notString: { msg: 'str type expected', type: 'type_error.str' },
+  badSymbol: { msg: `string does not match regex "${kSymbolPattern.source}"`, type: 'value_error.str.regex' },
+  notInteger: { msg: 'value is not a valid integer', type: 'type_error.integer' },
+  futureTimestamp: { msg: 'timestamp_ms is too far in the future', type: 'value_error.timestamp.future' },
+  staleTimestamp: { msg: "timestamp_ms falls in a bar older than the symbol's current bar", type: 'value_error.timestamp.stale' },
+  notObject: { msg: 'value is not a valid dict', type: 'type_error.dict' },
+  notList: { msg: 'value is not a valid list', type: 'type_error.list' },
+  tooLong: { msg: 'ensure this value has at most %d items', type: 'value_error.list.max_items' },
+  badDeadline: { msg: 'ensure this value is an integer greater than 0', type: 'value_error.number.not_gt' },
+} as const

@@ -1,0 +1,171 @@
+import { performance } from 'node:perf_hooks'
+import * as uws from 'uWebSockets.js'
+import type { Config } from '../config/schema.js'
+import type { ModelLoadError } from '../errors.js'
+import { ServiceError } from '../errors.js'
+import type { Logger } from '../log/logger.js'
+import { logEvents } from '../log/log-events.js'
+import { ServiceMetrics } from '../metrics/service-metrics.js'
+import { loadModel } from '../model/model-loader.js'
+import { PredictionService } from '../service/prediction-service.js'
+import { HealthRoutes, type ModelStatus } from './http/health-routes.js'
+import { MetricsRoutes } from './http/metrics-routes.js'
+import { PredictRoutes } from './http/predict-routes.js'
+import { writeError, writeMethodNotAllowed } from './http/reply.js'
+
+/**
+ * The running service: uWS front end, prediction service, model pool, metrics. Transports only
+ * decode, call the service, and encode; nothing below the service sees a uWS object.
+ */
+export class PredictionServer {
+  readonly config: Config
+  readonly service: PredictionService
+  readonly metrics: ServiceMetrics
+  readonly log: Logger
+  private readonly app: uws.TemplatedApp
+  private readonly modelStatus: ModelStatus = { lastError: null }
+  private listenSocket: uws.us_listen_socket | null = null
+  private boundPort = 0
+  private closing: Promise<void> | null = null
+
+  private constructor (config: Config, log: Logger) {
+    this.config = config
+    this.log = log
+    const service: { current: PredictionService | null } = { current: null }
+    this.metrics = new ServiceMetrics({
+      queueDepth: () => service.current?.batcher.queueDepth ?? 0,
+      workers: () => service.current?.currentModel?.workers ?? 0,
+      modelVersion: () => service.current?.currentModel?.modelVersion ?? null,
+      symbols: () => service.current?.features.size ?? 0,
+    })
+    const metrics = this.metrics
+    this.service = new PredictionService({
+      barMs: config.barMs,
+      maxGapBars: config.maxGapBars,
+      maxSymbols: config.maxSymbols,
+      defaultSymbol: config.defaultSymbol,
+      deadlineMs: config.deadlineMs,
+      maxBatchSize: config.maxBatchSize,
+      maxQueueSize: config.maxQueueSize,
+      maxQueueDelayUs: config.maxQueueDelayUs,
+    }, {
+      recordQueueWait: (us) => { metrics.recordQueueWait(us) },
+      recordBatch: (rows, us) => { metrics.recordBatch(rows, us) },
+      recordBatchFailure: (rows, err) => { logEvents.batchFailed(log, rows, err) },
+    })
+    service.current = this.service
+    this.app = this.buildApp()
+  }
+
+  /** Loads the model (unless allowed to start without one), then listens. */
+  static async start (config: Config, log: Logger): Promise<PredictionServer> {
+    const server = new PredictionServer(config, log)
+    try {
+      await server.loadInitialModel()
+      await server.listen()
+    } catch (err) {
+      await server.close()
+      throw err
+    }
+    return server
+  }
+
+  get port (): number { return this.boundPort }
+
+  private async loadInitialModel (): Promise<void> {
+    const started = performance.now()
+    try {
+      const model = await loadModel({
+        modelPath: this.config.modelPath,
+        barMs: this.config.barMs,
+        workers: this.config.workers,
+        maxBatchSize: this.config.maxBatchSize,
+        warmupRuns: this.config.warmupRuns,
+        onWorkerError: (err) => { logEvents.batchFailed(this.log, 0, err) },
+      })
+      this.service.setModel(model)
+      logEvents.modelLoaded(this.log, model.modelVersion, model.modelPath, model.workers, Math.round(performance.now() - started))
+    } catch (err) {
+      this.modelStatus.lastError = (err as Error).message
+      logEvents.modelLoadFailed(this.log, this.config.modelPath, err)
+      if (this.config.requireModel || !(err instanceof ServiceError)) throw err as ModelLoadError
+      logEvents.modelNotLoadedServing(this.log)
+    }
+  }
+
+  private buildApp (): uws.TemplatedApp {
+    const app = uws.App()
+    const predict = new PredictRoutes(this.service, this.metrics, {
+      maxBodyBytes: this.config.maxBodyBytes,
+      maxBatchRequests: this.config.maxBatchRequests,
+      maxClockSkewMs: this.config.maxClockSkewMs,
+    })
+    const health = new HealthRoutes(this.service, this.metrics, this.modelStatus)
+    const metrics = new MetricsRoutes(this.metrics)
+
+    app.post('/predict', (res, req) => { predict.single(res, req) })
+    app.post('/predict/batch', (res, req) => { predict.batch(res, req) })
+    app.get('/health', (res) => { health.health(res) })
+    app.get('/health/live', (res) => { health.live(res) })
+    app.get('/health/ready', (res) => { health.ready(res) })
+    app.get('/metrics', (res) => { metrics.json(res) })
+    app.get('/metrics/prometheus', (res) => { metrics.prometheus(res) })
+    // Known paths with another method: 405 with Allow; anything else: 404 (FastAPI's bodies).
+    for (const [path, allow] of [
+      ['/predict', 'POST'], ['/predict/batch', 'POST'], ['/health', 'GET'], ['/health/live', 'GET'],
+      ['/health/ready', 'GET'], ['/metrics', 'GET'], ['/metrics/prometheus', 'GET'],
+    ] as const) {
+      app.any(path, (res) => { writeMethodNotAllowed(res, allow) })
+    }
+    app.any('/*', (res) => { writeError(res, 'ERR_NOT_FOUND') })
+    return app
+  }
+
+  private listen (): Promise<void> {
+    const { host, port } = this.config
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (token) => {
+        if (token === false) {
+          logEvents.listenFailed(this.log, host, port)
+          reject(new Error(`could not listen on ${host}:${port} (in use, or not an address of this machine)`))
+          return
+        }
+        this.listenSocket = token
+        this.boundPort = uws.us_socket_local_port(token)
+        logEvents.listening(this.log, host, this.boundPort)
+        resolve()
+      })
+    })
+  }
+
+  /**
+   * Graceful shutdown: stop accepting connections, answer new requests on open connections with
+   * 503 (and close them), let every admitted request finish (bounded by shutdown_timeout_ms),
+   * then close the connections and the workers. Idempotent.
+   */
+  close (signal = 'close'): Promise<void> {
+    this.closing ??= this.doClose(signal)
+    return this.closing
+  }
+
+  private async doClose (signal: string): Promise<void> {
+    const started = performance.now()
+    logEvents.shuttingDown(this.log, signal, this.service.batcher.depth)
+    if (this.listenSocket !== null) {
+      uws.us_listen_socket_close(this.listenSocket)
+      this.listenSocket = null
+    }
+    let timer: NodeJS.Timeout | null = null
+    const timedOut = await Promise.race([
+      this.service.drain().then(() => false),
+      new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.config.shutdownTimeoutMs, true) }),
+    ])
+    if (timer !== null) clearTimeout(timer)
+    if (timedOut) logEvents.shutdownTimedOut(this.log, this.service.batcher.depth)
+    this.app.close()
+    const model = this.service.setModel(null)
+    if (model !== null) await model.close()
+    this.metrics.close()
+    logEvents.shutdownComplete(this.log, Math.round(performance.now() - started))
+  }
+}

@@ -1,0 +1,55 @@
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+
+/** What a body read ends in; one of these is called exactly once unless the client aborts. */
+export interface BodyTarget {
+  onBody (body: Buffer): void
+  onBodyTooLarge (): void
+}
+
+/**
+ * Reads a request body into one buffer, bounded by `maxBytes`.
+ *
+ * - Content-Length over the limit is refused before a byte is read.
+ * - With Content-Length, one buffer of exactly that size is filled; chunked bodies grow by
+ *   doubling, never past the limit (no Buffer.concat per chunk).
+ * - uWS neuters each chunk's ArrayBuffer when onData returns ("You MUST copy the data of chunk if
+ *   isLast is not true"), so every chunk is copied out before the callback ends; only a body that
+ *   arrives whole in its last chunk is handed over as a view, and it is consumed synchronously.
+ *
+ * Must be called synchronously in the uWS handler (the HttpRequest lives on its stack), after the
+ * caller has attached onAborted.
+ */
+export function readBody (res: HttpResponse, req: HttpRequest, maxBytes: number, target: BodyTarget): void {
+  const lengthHeader = req.getHeader('content-length')
+  const declared = lengthHeader === '' ? -1 : Number(lengthHeader)
+  if (declared > maxBytes) {
+    target.onBodyTooLarge()
+    return
+  }
+  let buffer: Buffer | null = declared > 0 ? Buffer.allocUnsafe(declared) : null
+  let length = 0
+  let refused = false
+  res.onData((chunk, isLast) => {
+    if (refused) return
+    const n = chunk.byteLength
+    if (length === 0 && isLast) {
+      // The whole body in one chunk: no copy, parsed before this callback returns.
+      target.onBody(Buffer.from(chunk, 0, n))
+      return
+    }
+    if (length + n > maxBytes) {
+      refused = true
+      buffer = null
+      target.onBodyTooLarge()
+      return
+    }
+    if (buffer === null || length + n > buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.min(maxBytes, Math.max(length + n, (buffer?.length ?? 1024) * 2)))
+      if (buffer !== null) buffer.copy(grown, 0, 0, length)
+      buffer = grown
+    }
+    buffer.set(new Uint8Array(chunk), length)
+    length += n
+    if (isLast) target.onBody(buffer.subarray(0, length))
+  })
+}

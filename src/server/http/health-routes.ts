@@ -1,0 +1,66 @@
+import type { HttpResponse } from 'uWebSockets.js'
+import { kFeatureSetVersion } from '../../features/feature-spec.js'
+import type { ServiceMetrics } from '../../metrics/service-metrics.js'
+import type { PredictionService } from '../../service/prediction-service.js'
+import { round3, writeJson } from './reply.js'
+
+/** What the server knows about its model beyond the service: the last load failure, if any. */
+export interface ModelStatus {
+  lastError: string | null
+}
+
+/**
+ * /health keeps the old service's shape (status, model_loaded, model_version, uptime_seconds,
+ * avg_latency_ms) and adds what operators need (workers, queue depth, symbols). /health/live says
+ * the event loop answers; /health/ready says predictions can be served now (model loaded and
+ * warm, not draining), which is what an orchestrator should route on.
+ */
+export class HealthRoutes {
+  private readonly service: PredictionService
+  private readonly metrics: ServiceMetrics
+  private readonly modelStatus: ModelStatus
+
+  constructor (service: PredictionService, metrics: ServiceMetrics, modelStatus: ModelStatus) {
+    this.service = service
+    this.metrics = metrics
+    this.modelStatus = modelStatus
+  }
+
+  health (res: HttpResponse): void {
+    const model = this.service.currentModel
+    const avg = this.metrics.meanLatencyMs()
+    const body = {
+      status: model !== null && !this.service.isShuttingDown ? 'ok' : 'unavailable',
+      model_loaded: model !== null,
+      model_version: model?.modelVersion ?? null,
+      uptime_seconds: round3(this.metrics.uptimeSeconds()),
+      avg_latency_ms: avg === null ? null : round3(avg),
+      workers: model?.workers ?? 0,
+      queue_depth: this.service.batcher.queueDepth,
+      in_flight: this.service.batcher.depth,
+      symbols: this.service.features.size,
+      feature_set_version: kFeatureSetVersion,
+      predictions_total: this.metrics.predictionsTotal,
+      errors_total: this.metrics.errorsTotal,
+      shutting_down: this.service.isShuttingDown,
+      model_error: this.modelStatus.lastError,
+      ...(model === null ? { detail: 'Model not loaded' } : {}),
+    }
+    writeJson(res, model === null ? 503 : 200, JSON.stringify(body))
+  }
+
+  live (res: HttpResponse): void {
+    writeJson(res, 200, '{"status":"alive"}')
+  }
+
+  ready (res: HttpResponse): void {
+    const model = this.service.currentModel
+    if (model === null) {
+      writeJson(res, 503, '{"status":"not_ready","detail":"Model not loaded"}')
+    } else if (this.service.isShuttingDown) {
+      writeJson(res, 503, '{"status":"not_ready","detail":"Shutting down"}')
+    } else {
+      writeJson(res, 200, `{"status":"ready","model_version":${model.modelVersionJson}}`)
+    }
+  }
+}

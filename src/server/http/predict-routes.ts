@@ -1,0 +1,234 @@
+import { performance } from 'node:perf_hooks'
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import type { ErrorCode, ValidationIssue } from '../../errors.js'
+import { MarketSnapshot } from '../../features/market-snapshot.js'
+import {
+  kStatusDeadlineExceeded, kStatusOk, type PendingRequest, type PredictionSink,
+} from '../../batching/pending-request.js'
+import { decodeJsonRequest, type DecodedRequest } from '../../protocol/json-request.js'
+import { kIssue } from '../../protocol/request-fields.js'
+import {
+  kRejectModelNotLoaded, kRejectOverloaded, kRejectShuttingDown, kRejectStale, kSubmitted,
+  type PredictionService, type SubmitResult,
+} from '../../service/prediction-service.js'
+import { readBody, type BodyTarget } from './body-reader.js'
+import { batchItemError, predictionJson, writeError, writeJson, writeValidationError } from './reply.js'
+
+export interface PredictRouteMetrics {
+  recordRequest (serverUs: number): void
+  recordPrediction (probabilityLong: number): void
+  recordError (code: string): void
+}
+
+export interface PredictRouteOptions {
+  readonly maxBodyBytes: number
+  readonly maxBatchRequests: number
+  readonly maxClockSkewMs: number
+}
+
+/** Shared, per-server state of the predict routes; contexts hold a reference, not copies. */
+export class PredictRoutes {
+  readonly service: PredictionService
+  readonly metrics: PredictRouteMetrics
+  readonly options: PredictRouteOptions
+  /** Decoding, the feature update and the row write are synchronous, so one scratch pair serves all. */
+  readonly snapshot = new MarketSnapshot()
+  readonly decoded: DecodedRequest = { symbol: null, deadlineMs: Number.NaN }
+
+  constructor (service: PredictionService, metrics: PredictRouteMetrics, options: PredictRouteOptions) {
+    this.service = service
+    this.metrics = metrics
+    this.options = options
+  }
+
+  /** POST /predict */
+  single (res: HttpResponse, req: HttpRequest): void {
+    const ctx = new SingleContext(this, res)
+    res.onAborted(() => { ctx.aborted = true })
+    readBody(res, req, this.options.maxBodyBytes, ctx)
+  }
+
+  /** POST /predict/batch */
+  batch (res: HttpResponse, req: HttpRequest): void {
+    const ctx = new BatchContext(this, res)
+    res.onAborted(() => { ctx.aborted = true })
+    readBody(res, req, this.options.maxBodyBytes, ctx)
+  }
+}
+
+function parseJson (body: Buffer): { ok: true, value: unknown } | { ok: false, message: string } {
+  try {
+    return { ok: true, value: JSON.parse(body.toString('utf8')) }
+  } catch (err) {
+    // Deeply nested input can overflow the parser's stack (RangeError): still the client's error.
+    return { ok: false, message: `Invalid JSON body: ${(err as Error).message}` }
+  }
+}
+
+const kRejectCode: Record<Exclude<SubmitResult, typeof kSubmitted | typeof kRejectStale>, ErrorCode> = {
+  [kRejectModelNotLoaded]: 'ERR_MODEL_NOT_LOADED',
+  [kRejectOverloaded]: 'ERR_OVERLOADED',
+  [kRejectShuttingDown]: 'ERR_SHUTTING_DOWN',
+}
+
+function staleIssue (loc: ReadonlyArray<string | number>): ValidationIssue[] {
+  return [{ loc: [...loc, 'timestamp_ms'], ...kIssue.staleTimestamp }]
+}
+
+class SingleContext implements BodyTarget, PredictionSink {
+  aborted = false
+  private readonly routes: PredictRoutes
+  private readonly res: HttpResponse
+  private readonly startMs: number
+
+  constructor (routes: PredictRoutes, res: HttpResponse) {
+    this.routes = routes
+    this.res = res
+    this.startMs = performance.now()
+  }
+
+  onBodyTooLarge (): void {
+    if (this.aborted) return
+    this.routes.metrics.recordError('ERR_BODY_TOO_LARGE')
+    this.res.cork(() => { writeError(this.res, 'ERR_BODY_TOO_LARGE', `Request body exceeds ${this.routes.options.maxBodyBytes} bytes`) })
+  }
+
+  onBody (body: Buffer): void {
+    if (this.aborted) return
+    const { routes, res } = this
+    const parsed = parseJson(body)
+    if (!parsed.ok) {
+      routes.metrics.recordError('ERR_INVALID_JSON')
+      res.cork(() => { writeError(res, 'ERR_INVALID_JSON', parsed.message) })
+      return
+    }
+    const issues = decodeJsonRequest(parsed.value, routes.snapshot, routes.decoded, routes.options, Date.now(), kBodyLoc)
+    if (issues.length > 0) {
+      routes.metrics.recordError('ERR_VALIDATION')
+      res.cork(() => { writeValidationError(res, issues) })
+      return
+    }
+    const result = routes.service.submit(routes.decoded.symbol, routes.snapshot, routes.decoded.deadlineMs, this, 0)
+    if (result === kSubmitted) return
+    if (result === kRejectStale) {
+      routes.metrics.recordError('ERR_VALIDATION')
+      res.cork(() => { writeValidationError(res, staleIssue(kBodyLoc)) })
+      return
+    }
+    const code = kRejectCode[result]
+    routes.metrics.recordError(code)
+    res.cork(() => { writeError(res, code) })
+  }
+
+  complete (request: PendingRequest): void {
+    const { routes, res } = this
+    if (request.status === kStatusOk) {
+      routes.metrics.recordPrediction(request.probability)
+      if (this.aborted) return
+      const latencyMs = performance.now() - this.startMs
+      const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, latencyMs)
+      res.cork(() => { writeJson(res, 200, body) })
+      routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
+      return
+    }
+    const code: ErrorCode = request.status === kStatusDeadlineExceeded ? 'ERR_DEADLINE_EXCEEDED' : 'ERR_INFERENCE'
+    routes.metrics.recordError(code)
+    if (this.aborted) return
+    res.cork(() => { writeError(res, code) })
+  }
+}
+
+const kBodyLoc: readonly string[] = Object.freeze(['body'])
+
+class BatchContext implements BodyTarget, PredictionSink {
+  aborted = false
+  private readonly routes: PredictRoutes
+  private readonly res: HttpResponse
+  private readonly startMs: number
+  private items: string[] = []
+  private pending = 0
+
+  constructor (routes: PredictRoutes, res: HttpResponse) {
+    this.routes = routes
+    this.res = res
+    this.startMs = performance.now()
+  }
+
+  onBodyTooLarge (): void {
+    if (this.aborted) return
+    this.routes.metrics.recordError('ERR_BODY_TOO_LARGE')
+    this.res.cork(() => { writeError(this.res, 'ERR_BODY_TOO_LARGE', `Request body exceeds ${this.routes.options.maxBodyBytes} bytes`) })
+  }
+
+  onBody (body: Buffer): void {
+    if (this.aborted) return
+    const { routes, res } = this
+    const parsed = parseJson(body)
+    if (!parsed.ok) {
+      routes.metrics.recordError('ERR_INVALID_JSON')
+      res.cork(() => { writeError(res, 'ERR_INVALID_JSON', parsed.message) })
+      return
+    }
+    const issue = checkBatchShape(parsed.value, routes.options.maxBatchRequests)
+    if (issue !== null) {
+      routes.metrics.recordError('ERR_VALIDATION')
+      res.cork(() => { writeValidationError(res, [issue]) })
+      return
+    }
+    const requests = (parsed.value as { requests: unknown[] }).requests
+    this.items = new Array<string>(requests.length)
+    const now = Date.now()
+    for (let i = 0; i < requests.length; i++) {
+      const loc = ['body', 'requests', i]
+      const issues = decodeJsonRequest(requests[i], routes.snapshot, routes.decoded, routes.options, now, loc)
+      if (issues.length > 0) {
+        routes.metrics.recordError('ERR_VALIDATION')
+        this.items[i] = batchItemError('ERR_VALIDATION', issues)
+        continue
+      }
+      // Counted before submitting: a worker may answer synchronously on a failure path.
+      this.pending++
+      const result = routes.service.submit(routes.decoded.symbol, routes.snapshot, routes.decoded.deadlineMs, this, i)
+      if (result === kSubmitted) continue
+      this.pending--
+      if (result === kRejectStale) {
+        routes.metrics.recordError('ERR_VALIDATION')
+        this.items[i] = batchItemError('ERR_VALIDATION', staleIssue(loc))
+      } else {
+        const code = kRejectCode[result]
+        routes.metrics.recordError(code)
+        this.items[i] = batchItemError(code)
+      }
+    }
+    if (this.pending === 0) this.respond()
+  }
+
+  complete (request: PendingRequest): void {
+    const { routes } = this
+    if (request.status === kStatusOk) {
+      routes.metrics.recordPrediction(request.probability)
+      this.items[request.tag] = predictionJson(request.probability, request.modelVersionJson, request.symbol, performance.now() - this.startMs)
+    } else {
+      const code: ErrorCode = request.status === kStatusDeadlineExceeded ? 'ERR_DEADLINE_EXCEEDED' : 'ERR_INFERENCE'
+      routes.metrics.recordError(code)
+      this.items[request.tag] = batchItemError(code)
+    }
+    if (--this.pending === 0) this.respond()
+  }
+
+  private respond (): void {
+    if (this.aborted) return
+    const body = `{"predictions":[${this.items.join(',')}]}`
+    this.res.cork(() => { writeJson(this.res, 200, body) })
+    this.routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
+  }
+}
+
+function checkBatchShape (value: unknown, maxItems: number): ValidationIssue | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { loc: ['body'], ...kIssue.notObject }
+  const requests = Object.hasOwn(value, 'requests') ? (value as { requests: unknown }).requests : undefined
+  if (requests === undefined || requests === null) return { loc: ['body', 'requests'], ...kIssue.missing }
+  if (!Array.isArray(requests)) return { loc: ['body', 'requests'], ...kIssue.notList }
+  if (requests.length > maxItems) return { loc: ['body', 'requests'], msg: kIssue.tooLong.msg.replace('%d', String(maxItems)), type: kIssue.tooLong.type }
+  return null
+}

@@ -1,0 +1,86 @@
+import type { HttpResponse } from 'uWebSockets.js'
+import { kErrorTable, type ErrorCode, type ValidationIssue } from '../../errors.js'
+
+/**
+ * Status lines, constant bodies and error answers, built once. uWS sends a string status line
+ * as-is, so every status we use is spelled out here.
+ */
+export const kStatus = {
+  200: '200 OK',
+  400: '400 Bad Request',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  413: '413 Payload Too Large',
+  422: '422 Unprocessable Entity',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
+} as const satisfies Record<number, string>
+
+export type StatusCode = keyof typeof kStatus
+
+const kJsonType = 'application/json'
+
+interface PrebuiltError {
+  readonly status: string
+  readonly body: string
+  readonly headers: ReadonlyArray<readonly [string, string]>
+  /** uWS closes the connection itself when asked through end(); a hand-written header would not. */
+  readonly closeConnection: boolean
+}
+
+/** `{"detail": "<message>"}` for every code with an HTTP status, FastAPI's shape. */
+const kPrebuilt = Object.fromEntries(
+  (Object.keys(kErrorTable) as ErrorCode[]).map((code) => {
+    const spec = kErrorTable[code]
+    return [code, {
+      status: kStatus[spec.statusCode as StatusCode] ?? `${spec.statusCode} Error`,
+      body: JSON.stringify({ detail: spec.message }),
+      headers: Object.entries(spec.headers ?? {}).filter(([name]) => name !== 'Connection'),
+      closeConnection: spec.headers !== null && 'Connection' in spec.headers,
+    }]
+  }),
+) as unknown as Record<ErrorCode, PrebuiltError>
+
+/** Writes a JSON answer. Call inside `res.cork` when not in the request's synchronous handler. */
+export function writeJson (res: HttpResponse, status: StatusCode, body: string): void {
+  res.writeStatus(kStatus[status]).writeHeader('Content-Type', kJsonType).end(body)
+}
+
+/** The prebuilt `{"detail": ...}` answer for an error code, with its headers (Retry-After...). */
+export function writeError (res: HttpResponse, code: ErrorCode, detail?: string): void {
+  const e = kPrebuilt[code]
+  res.writeStatus(e.status)
+  for (let i = 0; i < e.headers.length; i++) res.writeHeader(e.headers[i]![0], e.headers[i]![1])
+  res.writeHeader('Content-Type', kJsonType).end(detail === undefined ? e.body : JSON.stringify({ detail }), e.closeConnection)
+}
+
+export function writeValidationError (res: HttpResponse, issues: readonly ValidationIssue[]): void {
+  res.writeStatus(kStatus[422]).writeHeader('Content-Type', kJsonType).end(JSON.stringify({ detail: issues }))
+}
+
+export function writeMethodNotAllowed (res: HttpResponse, allow: string): void {
+  res.writeStatus(kStatus[405]).writeHeader('Allow', allow).writeHeader('Content-Type', kJsonType).end(kPrebuilt.ERR_METHOD_NOT_ALLOWED.body)
+}
+
+/** Item of a /predict/batch answer that failed: its wire code, HTTP status and FastAPI detail. */
+export function batchItemError (code: ErrorCode, detail?: string | readonly ValidationIssue[]): string {
+  const spec = kErrorTable[code]
+  return `{"error":${JSON.stringify(spec.wireCode ?? 'INTERNAL')},"status_code":${spec.statusCode},"detail":${JSON.stringify(detail ?? spec.message)}}`
+}
+
+/** Rounds to 6 decimals for the wire: more digits than any float32 probability carries usefully. */
+export function round6 (x: number): number { return Math.round(x * 1e6) / 1e6 }
+export function round3 (x: number): number { return Math.round(x * 1e3) / 1e3 }
+
+/**
+ * The contract's prediction object, by concatenation in a fixed field order (no object built and
+ * stringified per answer). `symbol` was validated to [A-Za-z0-9_-] and `modelVersionJson` is
+ * pre-escaped, so no escaping is needed here.
+ */
+export function predictionJson (probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
+  const p = round6(probability)
+  const long = probability >= 0.5
+  const confidence = long ? p : round6(1 - probability)
+  return `{"direction":"${long ? 'LONG' : 'SHORT'}","confidence":${confidence},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}}`
+}

@@ -1,0 +1,99 @@
+import { performance } from 'node:perf_hooks'
+import { DynamicBatcher, type BatcherMetrics } from '../batching/dynamic-batcher.js'
+import type { PredictionSink } from '../batching/pending-request.js'
+import { FeatureStore } from '../features/feature-store.js'
+import type { MarketSnapshot } from '../features/market-snapshot.js'
+import { kApplyStale } from '../features/symbol-state.js'
+import type { LoadedModel } from '../model/model-loader.js'
+
+export const kSubmitted = 0
+export const kRejectModelNotLoaded = 1
+export const kRejectOverloaded = 2
+export const kRejectShuttingDown = 3
+/** timestamp_ms falls in a bar older than the symbol's current one. */
+export const kRejectStale = 4
+export type SubmitResult = typeof kSubmitted | typeof kRejectModelNotLoaded | typeof kRejectOverloaded | typeof kRejectShuttingDown | typeof kRejectStale
+
+export interface PredictionServiceOptions {
+  readonly barMs: number
+  readonly maxGapBars: number
+  readonly maxSymbols: number
+  readonly defaultSymbol: string
+  readonly deadlineMs: number
+  readonly maxBatchSize: number
+  readonly maxQueueSize: number
+  readonly maxQueueDelayUs: number
+}
+
+/**
+ * The one path from a decoded request to the model, shared by every transport:
+ * admission (model loaded? queue bound? shutting down?) -> per-symbol feature update written
+ * straight into the batch row -> dynamic batcher -> worker pool -> the caller's sink.
+ *
+ * Admission is decided before the feature state is touched, so a shed request changes no state.
+ */
+export class PredictionService {
+  readonly features: FeatureStore
+  readonly batcher: DynamicBatcher
+  private readonly options: PredictionServiceOptions
+  private model: LoadedModel | null = null
+  private shuttingDown = false
+
+  constructor (options: PredictionServiceOptions, metrics: BatcherMetrics) {
+    this.options = options
+    this.features = new FeatureStore({ barMs: options.barMs, maxGapBars: options.maxGapBars, maxSymbols: options.maxSymbols })
+    this.batcher = new DynamicBatcher({
+      maxBatchSize: options.maxBatchSize,
+      maxQueueSize: options.maxQueueSize,
+      maxQueueDelayUs: options.maxQueueDelayUs,
+    }, metrics)
+  }
+
+  get currentModel (): LoadedModel | null { return this.model }
+  get isShuttingDown (): boolean { return this.shuttingDown }
+  get defaultSymbol (): string { return this.options.defaultSymbol }
+
+  /** Puts a loaded model in service; returns the one it replaced (the caller closes it when drained). */
+  setModel (model: LoadedModel | null): LoadedModel | null {
+    const previous = this.model
+    this.model = model
+    this.batcher.setRunner(model)
+    return previous
+  }
+
+  /**
+   * Admits one validated request. On `kSubmitted` the sink's `complete` is called exactly once,
+   * later, with `tag`; on any other result nothing was queued and no state changed.
+   * `clientDeadlineMs` (NaN for none) can only shorten the configured deadline.
+   */
+  submit (symbol: string | null, snapshot: MarketSnapshot, clientDeadlineMs: number, sink: PredictionSink, tag: number): SubmitResult {
+    if (this.shuttingDown) return kRejectShuttingDown
+    if (this.model === null) return kRejectModelNotLoaded
+    const batcher = this.batcher
+    if (!batcher.canAdmit()) return kRejectOverloaded
+    const sym = symbol ?? this.options.defaultSymbol
+    const rows = batcher.openRow()
+    if (this.features.apply(sym, snapshot, Date.now(), rows, batcher.rowOffset()) === kApplyStale) return kRejectStale
+    const now = performance.now()
+    const req = batcher.acquire()
+    req.sink = sink
+    req.tag = tag
+    req.symbol = sym
+    req.admittedMs = now
+    req.deadlineMs = now + (clientDeadlineMs < this.options.deadlineMs ? clientDeadlineMs : this.options.deadlineMs)
+    batcher.commit(req)
+    return kSubmitted
+  }
+
+  /** Stops admitting; resolves when every admitted request has been answered. */
+  async drain (): Promise<void> {
+    this.shuttingDown = true
+    await this.batcher.whenIdle()
+  }
+
+  async close (): Promise<void> {
+    await this.drain()
+    const model = this.setModel(null)
+    if (model !== null) await model.close()
+  }
+}

@@ -1,0 +1,34 @@
+import t from 'tap'
+import {
+  BodyTooLargeError, ConfigError, DeadlineExceededError, InferenceError, InvalidJsonError,
+  kErrorTable, ModelIncompatibleError, ModelLoadError, ModelNotLoadedError, OverloadedError,
+  ServiceError, ValidationError,
+} from '../src/errors.js'
+
+t.test('every error class carries its code, status, wire code and default message from the table', async (t) => {
+  const cases: Array<[ServiceError, string, string]> = [
+    [new InvalidJsonError(), 'ERR_INVALID_JSON', 'InvalidJsonError'],
+    [new ValidationError([{ loc: ['body', 'price'], msg: 'field required', type: 'value_error.missing' }]), 'ERR_VALIDATION', 'ValidationError'],
+    [new BodyTooLargeError(1024), 'ERR_BODY_TOO_LARGE', 'BodyTooLargeError'],
+    [new ModelNotLoadedError(), 'ERR_MODEL_NOT_LOADED', 'ModelNotLoadedError'],
+    [new OverloadedError(), 'ERR_OVERLOADED', 'OverloadedError'],
+    [new DeadlineExceededError(), 'ERR_DEADLINE_EXCEEDED', 'DeadlineExceededError'],
+    [new InferenceError(undefined, new Error('boom')), 'ERR_INFERENCE', 'InferenceError'],
+    [new ConfigError(['WORKERS (env) must be an integer >= 1, got "abc"']), 'ERR_CONFIG_INVALID', 'ConfigError'],
+    [new ModelIncompatibleError('feature 3 differs'), 'ERR_MODEL_INCOMPATIBLE', 'ModelIncompatibleError'],
+    [new ModelLoadError('cannot read'), 'ERR_MODEL_LOAD', 'ModelLoadError'],
+  ]
+  for (const [err, code, name] of cases) {
+    const spec = kErrorTable[code as keyof typeof kErrorTable]
+    t.equal(err.code, code, `${name}.code`)
+    t.equal(err.name, name, `${name}.name`)
+    t.equal(err.statusCode, spec.statusCode, `${name}.statusCode`)
+    t.equal(err.wireCode, spec.wireCode, `${name}.wireCode`)
+    t.ok(err instanceof Error && err instanceof ServiceError, `${name} is an Error`)
+    t.ok(typeof err.stack === 'string' && err.stack.includes(name), `${name} has a stack`)
+  }
+  t.equal(new OverloadedError().headers?.['Retry-After'], '1', 'Overloaded carries Retry-After')
+  t.equal(new ModelNotLoadedError().message, 'Model not loaded', "the contract's detail text")
+  t.match(new ConfigError(['a', 'b']).message, /a\n {2}- b/, 'config errors list every problem')
+  t.equal((new InferenceError(undefined, new Error('boom')).cause as Error).message, 'boom', 'cause kept for logs')
+})
