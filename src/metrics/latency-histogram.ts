@@ -5,8 +5,11 @@
  * Why these settings (SERVING-NOTES §4, STYLE B11.8):
  * - hdr-histogram-js drops the fraction of a recorded value, so times are recorded as integer µs,
  *   never fractional ms (0.41 ms would become 0).
- * - JS implementation, not WASM: WASM histograms need `initWebAssemblySync()` and `destroy()`, and
- *   the JS record path measured ~25 ns (bench/micro/metrics-record.bench.ts).
+ * - JS implementation, not WASM: WASM histograms need `initWebAssemblySync()` and `destroy()`.
+ *   `recordValue` costs ~100-140 ns when the histogram is reached through a field, as here (it
+ *   computes its index with Math.log2/Math.pow); ~25 ns figures only appear when V8 can constant-
+ *   fold a module-level histogram's configuration. bench/micro/metrics-record.bench.ts measures
+ *   the real path.
  * - `autoResize: false`: the counts array is allocated once here; recording never grows it. Values
  *   outside [0, highest] are clamped, because an out-of-range record would throw.
  * - `bitBucketSize: 64`: Int32 counts would wrap after 2^31 records in one bucket (a batch size of

@@ -47,6 +47,13 @@ const kLong = 1
 const kShort = 2
 const kErrors = 3
 
+/**
+ * JSON keys of the confidence buckets: the bound as written, "1.0" rather than "1" because an
+ * integer-like key would be enumerated first and put the top bucket ahead of "0.5".
+ */
+const kConfidenceJsonKeys: readonly string[] =
+  kConfidenceBuckets.map((b) => (Number.isInteger(b) ? b.toFixed(1) : String(b)))
+
 /** Error codes with a pre-created counter; anything else counts as ERR_INTERNAL. */
 const kErrorCodes: readonly string[] = Object.keys(kErrorTable)
 const kUnknownErrorCode = 'ERR_INTERNAL'
@@ -108,7 +115,7 @@ export interface MetricsJson {
   readonly errors_by_code: Readonly<Record<string, number>>
   readonly confidence: {
     readonly mean: number | null
-    /** Non-cumulative counts keyed by bucket upper bound: "0.55" counts (0.5, 0.55]. */
+    /** Non-cumulative counts keyed by upper bound, "0.5" .. "1.0": "0.55" counts (0.5, 0.55]. */
     readonly buckets: Readonly<Record<string, number>>
   }
   readonly uptime_seconds: number
@@ -249,7 +256,7 @@ export class ServiceMetrics {
     }
     const confidenceBuckets: Record<string, number> = {}
     const conf = this.confidence
-    for (let i = 0; i < conf.labels.length; i++) confidenceBuckets[conf.labels[i]!] = conf.counts[i]!
+    for (let i = 0; i < kConfidenceJsonKeys.length; i++) confidenceBuckets[kConfidenceJsonKeys[i]!] = conf.counts[i]!
     const batch = this.batchSize
     return {
       latency_ms: summarizeMs(this.latency),

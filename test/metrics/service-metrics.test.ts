@@ -246,14 +246,15 @@ t.test('predictions, directions and the confidence distribution', async (t) => {
     [0.72, 'LONG', '0.75'],
     [0.28, 'SHORT', '0.75'],
     [0.61, 'LONG', '0.65'],
-    [1, 'LONG', '1'],
-    [0, 'SHORT', '1'],
-    [0.97, 'LONG', '1'],
-    [0.04, 'SHORT', '1'],
+    [1, 'LONG', '1.0'],
+    [0, 'SHORT', '1.0'],
+    [0.97, 'LONG', '1.0'],
+    [0.04, 'SHORT', '1.0'],
     [0.8, 'LONG', '0.8'],
     [NaN, 'SHORT', null], // served, but no confidence to count
   ]
-  const expectedBuckets: Record<string, number> = Object.fromEntries(kConfidenceBuckets.map((b) => [String(b), 0]))
+  const jsonKeys = ['0.5', '0.55', '0.6', '0.65', '0.7', '0.75', '0.8', '0.85', '0.9', '0.95', '1.0']
+  const expectedBuckets: Record<string, number> = Object.fromEntries(jsonKeys.map((k) => [k, 0]))
   let confidenceSum = 0
   let confidenceCount = 0
   for (const [p, , bucket] of cases) {
@@ -272,6 +273,7 @@ t.test('predictions, directions and the confidence distribution', async (t) => {
     SHORT: cases.filter((c) => c[1] === 'SHORT').length,
   })
   t.same(json.confidence.buckets, expectedBuckets, 'non-cumulative counts per upper bound')
+  t.same(Object.keys(json.confidence.buckets), jsonKeys, 'keys in ascending order, "1.0" last')
   t.equal(json.confidence.mean, Math.round((confidenceSum / confidenceCount) * 1e6) / 1e6)
   t.same(allFinite(json), [])
 
@@ -282,8 +284,9 @@ t.test('predictions, directions and the confidence distribution', async (t) => {
   t.equal(sample(e, 'ml_prediction_direction_total{direction="SHORT"}'), 4)
   t.equal(e.types.get('ml_confidence_distribution'), 'histogram')
   let cumulative = 0
-  for (const b of kConfidenceBuckets) {
-    cumulative += expectedBuckets[String(b)]!
+  for (let i = 0; i < kConfidenceBuckets.length; i++) {
+    const b = kConfidenceBuckets[i]!
+    cumulative += expectedBuckets[jsonKeys[i]!]!
     t.equal(sample(e, `ml_confidence_distribution_bucket{le="${b}"}`), cumulative, `le=${b} cumulative`)
   }
   t.equal(sample(e, 'ml_confidence_distribution_bucket{le="+Inf"}'), confidenceCount)
