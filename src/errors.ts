@@ -31,6 +31,7 @@ export const kErrorTable = {
   ERR_BODY_TOO_LARGE: { statusCode: 413, wireCode: 'INVALID_ARGUMENT', message: 'Request body too large', headers: { Connection: 'close' } },
   ERR_NOT_FOUND: { statusCode: 404, wireCode: null, message: 'Not Found', headers: null },
   ERR_METHOD_NOT_ALLOWED: { statusCode: 405, wireCode: null, message: 'Method Not Allowed', headers: null },
+  ERR_UNAUTHORIZED: { statusCode: 401, wireCode: null, message: 'Unauthorized', headers: { 'WWW-Authenticate': 'Bearer' } },
   ERR_MODEL_NOT_LOADED: { statusCode: 503, wireCode: 'MODEL_NOT_LOADED', message: 'Model not loaded', headers: null },
   ERR_OVERLOADED: { statusCode: 503, wireCode: 'OVERLOADED', message: 'Overloaded', headers: { 'Retry-After': '1' } },
   ERR_SHUTTING_DOWN: { statusCode: 503, wireCode: 'OVERLOADED', message: 'Shutting down', headers: { 'Retry-After': '1', Connection: 'close' } },

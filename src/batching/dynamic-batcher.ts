@@ -18,6 +18,17 @@ export interface BatcherMetrics {
   recordBatchFailure (rows: number, err: unknown): void
 }
 
+/**
+ * Sees every batch that reaches the model (shadow scoring). `onDispatch` runs before the buffer
+ * leaves for the worker and must copy what it keeps; it returns a ticket (or -1 to skip) that is
+ * handed back with the results or the failure.
+ */
+export interface BatchObserver {
+  onDispatch (features: Float32Array, rows: number): number
+  onResult (ticket: number, probabilities: Float32Array, rows: number): void
+  onFailure (ticket: number): void
+}
+
 export interface DynamicBatcherOptions {
   readonly maxBatchSize: number
   readonly maxQueueSize: number
@@ -37,6 +48,8 @@ class Batch {
   /** performance.now() of the first request, for max_queue_delay_us. */
   openedMs = 0
   runner: BatchRunner | null = null
+  /** The observer's ticket for this batch, -1 when none. */
+  ticket = -1
 
   constructor (buffer: ArrayBuffer, capacity: number) {
     this.buffer = buffer
@@ -63,6 +76,7 @@ export class DynamicBatcher {
   private readonly options: DynamicBatcherOptions
   private readonly metrics: BatcherMetrics
   private runner: BatchRunner | null = null
+  private observer: BatchObserver | null = null
   /** Gathering batches, oldest first; a ring of fixed capacity (queue bound / batch size + 1). */
   private readonly gathering: Array<Batch | null>
   private head = 0
@@ -90,6 +104,11 @@ export class DynamicBatcher {
   setRunner (runner: BatchRunner | null): void {
     this.runner = runner
     this.schedule()
+  }
+
+  /** Shadow scoring hook; null (the default) costs one check per batch. */
+  setObserver (observer: BatchObserver | null): void {
+    this.observer = observer
   }
 
   /** Requests admitted and not yet answered (gathering + in flight). */
@@ -185,6 +204,7 @@ export class DynamicBatcher {
       return
     }
     batch.runner = runner
+    batch.ticket = this.observer === null ? -1 : this.observer.onDispatch(batch.features, kept)
     this.inFlightBatches++
     this.inFlightRequests += kept
     runner.run(batch.buffer, kept).then(
@@ -200,6 +220,7 @@ export class DynamicBatcher {
     const runner = batch.runner!
     const rows = batch.size
     this.metrics.recordBatch(rows, Math.round(out[rows]!))
+    if (batch.ticket >= 0 && this.observer !== null) this.observer.onResult(batch.ticket, out, rows)
     for (let i = 0; i < rows; i++) {
       const req = batch.requests[i]!
       batch.requests[i] = null
@@ -216,6 +237,7 @@ export class DynamicBatcher {
   private onBatchFailed (batch: Batch, err: unknown): void {
     const rows = batch.size
     this.metrics.recordBatchFailure(rows, err)
+    if (batch.ticket >= 0 && this.observer !== null) this.observer.onFailure(batch.ticket)
     for (let i = 0; i < rows; i++) {
       const req = batch.requests[i]!
       batch.requests[i] = null
@@ -252,6 +274,7 @@ export class DynamicBatcher {
   private recycle (batch: Batch): void {
     batch.size = 0
     batch.runner = null
+    batch.ticket = -1
     this.freeBatches.push(batch)
   }
 

@@ -3,7 +3,8 @@
  *
  * Loads and validates the configuration (exit 2 with every problem named), starts the server
  * (exit 1 when the model cannot be loaded and require_model is on, or the port cannot be bound),
- * and drains on SIGTERM / SIGINT: stop accepting, answer what is in flight, exit 0.
+ * drains on SIGTERM / SIGINT (stop accepting, answer what is in flight, exit 0), and reloads the
+ * model on SIGHUP.
  */
 import { loadConfig, isHelpRequested } from '../config/load.js'
 import { renderHelp } from '../config/schema.js'
@@ -48,6 +49,8 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+  // SIGHUP: load the model file again (after a retrain wrote it) and swap it in without downtime.
+  process.on('SIGHUP', () => { void server.reloadModel(undefined, 'SIGHUP') })
 }
 
 void main()

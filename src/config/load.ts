@@ -165,6 +165,7 @@ function build (layers: readonly Layer[], problems: string[]): Config {
   // The contract resolves the model path against the process cwd; do it once, here, so a later
   // chdir or a worker thread cannot change which file is meant.
   config.modelPath = resolve(settings.model_path)
+  config.shadowModelPath = settings.shadow_model_path === null ? null : resolve(settings.shadow_model_path)
   return deepFreeze(config as unknown as Config)
 }
 

@@ -30,6 +30,9 @@ export interface RawSettings {
   shutdown_timeout_ms: number
   log_level: LogLevel
   log_file: string | null
+  admin_token: string | null
+  watch_models: boolean
+  shadow_model_path: string | null
 }
 
 export type SettingKey = keyof RawSettings
@@ -57,6 +60,11 @@ export interface Config {
   readonly shutdownTimeoutMs: number
   readonly logLevel: LogLevel
   readonly logFile: string | null
+  /** Enables the /admin routes (model reload, shadow) for requests bearing this token; null: off. */
+  readonly adminToken: string | null
+  readonly watchModels: boolean
+  /** Absolute when set, like modelPath. */
+  readonly shadowModelPath: string | null
 }
 
 type CamelCase<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S
@@ -164,6 +172,18 @@ export const kSettings: SettingsTable = {
   log_file: {
     kind: 'nullable-string', default: null, env: 'LOG_FILE', flag: 'log-file',
     description: 'Also write logs to this file; null (or empty LOG_FILE) for stdout only.',
+  },
+  admin_token: {
+    kind: 'nullable-string', default: null, env: 'ADMIN_TOKEN', flag: 'admin-token',
+    description: 'Bearer token for POST /admin/reload and /admin/shadow; null keeps the admin routes off (404).',
+  },
+  watch_models: {
+    kind: 'boolean', default: false, env: 'WATCH_MODELS', flag: 'watch-models',
+    description: 'Reload the model when its file or metadata in the models folder changes (write, then rename into place).',
+  },
+  shadow_model_path: {
+    kind: 'nullable-string', default: null, env: 'SHADOW_MODEL_PATH', flag: 'shadow-model-path',
+    description: 'A candidate model scored on live traffic beside the serving one, answers unchanged; agreement is reported.',
   },
 }
 

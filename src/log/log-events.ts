@@ -15,6 +15,18 @@ export const logEvents = {
   modelLoadFailed (log: Logger, modelPath: string, err: unknown): void {
     log.error({ event: 'model_load_failed', model_path: modelPath, err }, `Model could not be loaded: ${(err as Error).message}`)
   },
+  modelSwapped (log: Logger, from: string, to: string, trigger: string, loadMs: number): void {
+    log.info({ event: 'model_swapped', from, to, trigger, load_ms: loadMs }, `Model swapped: ${from} -> ${to} (${trigger}, loaded and warmed in ${loadMs} ms)`)
+  },
+  modelKept (log: Logger, version: string, trigger: string): void {
+    log.warn({ event: 'model_kept', model_version: version, trigger }, `Reload (${trigger}) failed: ${version} keeps serving`)
+  },
+  shadowStarted (log: Logger, version: string, modelPath: string, loadMs: number): void {
+    log.info({ event: 'shadow_started', model_version: version, model_path: modelPath, load_ms: loadMs }, `Shadow model ${version} scoring live traffic`)
+  },
+  workerError (log: Logger, err: unknown): void {
+    log.error({ event: 'worker_error', err }, `Inference worker error: ${(err as Error)?.message ?? String(err)}`)
+  },
   modelNotLoadedServing (log: Logger): void {
     log.warn({ event: 'model_not_loaded' }, 'Serving without a model: predictions answer 503 Model not loaded')
   },

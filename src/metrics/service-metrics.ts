@@ -76,6 +76,14 @@ export interface ServiceMetricsOptions {
   readonly now?: () => number
   /** Highest recordable time in µs; slower values are clamped. Default 60 s. */
   readonly highestUs?: number
+  /**
+   * Figures owned elsewhere (model rollout, shadow scoring), rendered on read: `json` is merged
+   * into the /metrics body, `prometheus` appends its families to the exposition.
+   */
+  readonly extra?: {
+    readonly json: () => Record<string, unknown>
+    readonly prometheus: (w: PrometheusWriter) => void
+  }
 }
 
 export interface LatencySummaryMs {
@@ -132,6 +140,7 @@ export class ServiceMetrics {
   private readonly workersFn: (() => number) | null
   private readonly modelVersionFn: (() => string | null) | null
   private readonly symbolsFn: (() => number) | null
+  private readonly extra: NonNullable<ServiceMetricsOptions['extra']> | null
 
   private readonly latency: LatencyHistogram
   private readonly latencyBuckets: BucketCounts
@@ -159,6 +168,7 @@ export class ServiceMetrics {
     this.workersFn = options.workers ?? null
     this.modelVersionFn = options.modelVersion ?? null
     this.symbolsFn = options.symbols ?? null
+    this.extra = options.extra ?? null
 
     const highestUs = options.highestUs ?? kDefaultHighestUs
     this.latency = new LatencyHistogram({ highest: highestUs })
@@ -283,6 +293,7 @@ export class ServiceMetrics {
       workers: this.workersFn === null ? null : this.workersFn(),
       model_version: this.modelVersionFn === null ? null : this.modelVersionFn(),
       symbols: this.symbolsFn === null ? null : this.symbolsFn(),
+      ...(this.extra === null ? {} : this.extra.json()),
     }
   }
 
@@ -341,6 +352,7 @@ export class ServiceMetrics {
       w.family('ml_symbols_tracked', 'gauge', 'Symbols with feature state')
       w.sample('ml_symbols_tracked', '', this.symbolsFn())
     }
+    if (this.extra !== null) this.extra.prometheus(w)
     if (this.eventLoopDelay !== null) writeProcessMetrics(w, this.eventLoopDelay)
 
     return w.toString()

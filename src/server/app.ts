@@ -1,14 +1,13 @@
 import { performance } from 'node:perf_hooks'
 import * as uws from 'uWebSockets.js'
 import type { Config } from '../config/schema.js'
-import type { ModelLoadError } from '../errors.js'
-import { ServiceError } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import { logEvents } from '../log/log-events.js'
 import { ServiceMetrics } from '../metrics/service-metrics.js'
-import { loadModel } from '../model/model-loader.js'
+import { ModelManager, type ReloadOutcome } from '../model/model-manager.js'
 import { PredictionService } from '../service/prediction-service.js'
-import { HealthRoutes, type ModelStatus } from './http/health-routes.js'
+import { AdminRoutes } from './http/admin-routes.js'
+import { HealthRoutes } from './http/health-routes.js'
 import { MetricsRoutes } from './http/metrics-routes.js'
 import { PredictRoutes } from './http/predict-routes.js'
 import { writeError, writeMethodNotAllowed } from './http/reply.js'
@@ -22,8 +21,8 @@ export class PredictionServer {
   readonly service: PredictionService
   readonly metrics: ServiceMetrics
   readonly log: Logger
+  readonly models: ModelManager
   private readonly app: uws.TemplatedApp
-  private readonly modelStatus: ModelStatus = { lastError: null }
   private listenSocket: uws.us_listen_socket | null = null
   private boundPort = 0
   private closing: Promise<void> | null = null
@@ -32,11 +31,16 @@ export class PredictionServer {
     this.config = config
     this.log = log
     const service: { current: PredictionService | null } = { current: null }
+    const models: { current: ModelManager | null } = { current: null }
     this.metrics = new ServiceMetrics({
       queueDepth: () => service.current?.batcher.queueDepth ?? 0,
       workers: () => service.current?.currentModel?.workers ?? 0,
       modelVersion: () => service.current?.currentModel?.modelVersion ?? null,
       symbols: () => service.current?.features.size ?? 0,
+      extra: {
+        json: () => models.current?.metricsJson() ?? {},
+        prometheus: (w) => { models.current?.writePrometheus(w) },
+      },
     })
     const metrics = this.metrics
     this.service = new PredictionService({
@@ -54,6 +58,8 @@ export class PredictionServer {
       recordBatchFailure: (rows, err) => { logEvents.batchFailed(log, rows, err) },
     })
     service.current = this.service
+    this.models = new ModelManager(config, this.service, log)
+    models.current = this.models
     this.app = this.buildApp()
   }
 
@@ -61,7 +67,7 @@ export class PredictionServer {
   static async start (config: Config, log: Logger): Promise<PredictionServer> {
     const server = new PredictionServer(config, log)
     try {
-      await server.loadInitialModel()
+      await server.models.loadInitial()
       await server.listen()
     } catch (err) {
       await server.close()
@@ -72,25 +78,9 @@ export class PredictionServer {
 
   get port (): number { return this.boundPort }
 
-  private async loadInitialModel (): Promise<void> {
-    const started = performance.now()
-    try {
-      const model = await loadModel({
-        modelPath: this.config.modelPath,
-        barMs: this.config.barMs,
-        workers: this.config.workers,
-        maxBatchSize: this.config.maxBatchSize,
-        warmupRuns: this.config.warmupRuns,
-        onWorkerError: (err) => { logEvents.batchFailed(this.log, 0, err) },
-      })
-      this.service.setModel(model)
-      logEvents.modelLoaded(this.log, model.modelVersion, model.modelPath, model.workers, Math.round(performance.now() - started))
-    } catch (err) {
-      this.modelStatus.lastError = (err as Error).message
-      logEvents.modelLoadFailed(this.log, this.config.modelPath, err)
-      if (this.config.requireModel || !(err instanceof ServiceError)) throw err as ModelLoadError
-      logEvents.modelNotLoadedServing(this.log)
-    }
+  /** Reloads the serving model (SIGHUP, admin route, file watch); the old one serves until the swap. */
+  reloadModel (modelPath?: string, trigger = 'signal'): Promise<ReloadOutcome> {
+    return this.models.reload(modelPath, trigger)
   }
 
   private buildApp (): uws.TemplatedApp {
@@ -100,7 +90,7 @@ export class PredictionServer {
       maxBatchRequests: this.config.maxBatchRequests,
       maxClockSkewMs: this.config.maxClockSkewMs,
     })
-    const health = new HealthRoutes(this.service, this.metrics, this.modelStatus)
+    const health = new HealthRoutes(this.service, this.metrics, this.models)
     const metrics = new MetricsRoutes(this.metrics)
 
     app.post('/predict', (res, req) => { predict.single(res, req) })
@@ -116,6 +106,12 @@ export class PredictionServer {
       ['/health/ready', 'GET'], ['/metrics', 'GET'], ['/metrics/prometheus', 'GET'],
     ] as const) {
       app.any(path, (res) => { writeMethodNotAllowed(res, allow) })
+    }
+    if (this.config.adminToken !== null) {
+      const admin = new AdminRoutes(this.models, this.config.adminToken)
+      app.post('/admin/reload', (res, req) => { admin.reload(res, req) })
+      app.post('/admin/shadow', (res, req) => { admin.startShadow(res, req) })
+      app.del('/admin/shadow', (res, req) => { admin.stopShadow(res, req) })
     }
     app.any('/*', (res) => { writeError(res, 'ERR_NOT_FOUND') })
     return app
@@ -162,6 +158,7 @@ export class PredictionServer {
     ])
     if (timer !== null) clearTimeout(timer)
     if (timedOut) logEvents.shutdownTimedOut(this.log, this.service.batcher.depth)
+    await this.models.close()
     this.app.close()
     const model = this.service.setModel(null)
     if (model !== null) await model.close()

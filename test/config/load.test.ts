@@ -43,6 +43,9 @@ const kExpectedDefaults: Config = {
   shutdownTimeoutMs: 10_000,
   logLevel: 'info',
   logFile: null,
+  adminToken: null,
+  watchModels: false,
+  shadowModelPath: null,
 }
 
 t.test('defaults load from the shipped config/default.json', async (t) => {

@@ -4,9 +4,10 @@ import type { ServiceMetrics } from '../../metrics/service-metrics.js'
 import type { PredictionService } from '../../service/prediction-service.js'
 import { round3, writeJson } from './reply.js'
 
-/** What the server knows about its model beyond the service: the last load failure, if any. */
+/** The model lifecycle as /health reports it (ModelManager). */
 export interface ModelStatus {
-  lastError: string | null
+  readonly lastError: string | null
+  status (): Record<string, unknown>
 }
 
 /**
@@ -43,7 +44,7 @@ export class HealthRoutes {
       predictions_total: this.metrics.predictionsTotal,
       errors_total: this.metrics.errorsTotal,
       shutting_down: this.service.isShuttingDown,
-      model_error: this.modelStatus.lastError,
+      ...this.modelStatus.status(),
       ...(model === null ? { detail: 'Model not loaded' } : {}),
     }
     writeJson(res, model === null ? 503 : 200, JSON.stringify(body))

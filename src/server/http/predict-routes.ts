@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { performance } from 'node:perf_hooks'
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import type { ErrorCode, ValidationIssue } from '../../errors.js'
@@ -57,6 +58,9 @@ export class PredictRoutes {
 }
 
 function parseJson (body: Buffer): { ok: true, value: unknown } | { ok: false, message: string } {
+  // JSON text is UTF-8 (RFC 8259 §8.1). toString('utf8') would turn invalid bytes into U+FFFD and
+  // accept the body (FastAPI answers 400); isUtf8 is simdutf-backed, a small cost next to JSON.parse.
+  if (!isUtf8(body)) return { ok: false, message: 'Invalid JSON body: not valid UTF-8' }
   try {
     return { ok: true, value: JSON.parse(body.toString('utf8')) }
   } catch (err) {

@@ -8,6 +8,7 @@ import { kErrorTable, type ErrorCode, type ValidationIssue } from '../../errors.
 export const kStatus = {
   200: '200 OK',
   400: '400 Bad Request',
+  401: '401 Unauthorized',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
   413: '413 Payload Too Large',

@@ -1,0 +1,223 @@
+import { watch, type FSWatcher } from 'node:fs'
+import { basename, dirname, extname } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import type { Config } from '../config/schema.js'
+import { ServiceError, type ErrorCode } from '../errors.js'
+import type { Logger } from '../log/logger.js'
+import { logEvents } from '../log/log-events.js'
+import type { PrometheusWriter } from '../metrics/prometheus-writer.js'
+import type { PredictionService } from '../service/prediction-service.js'
+import { loadModel, type LoadedModel } from './model-loader.js'
+import { ShadowScorer, type ShadowStats } from './shadow-scorer.js'
+
+export type ReloadOutcome =
+  | { readonly ok: true, readonly model_version: string, readonly previous_version: string | null, readonly load_ms: number }
+  | { readonly ok: false, readonly code: ErrorCode, readonly error: string, readonly model_version: string | null }
+
+/** How long file events must be quiet before a watched model is reloaded (copies arrive in pieces). */
+const kWatchDebounceMs = 1000
+
+/**
+ * Owns which model serves. A new version is loaded, validated (feature list, input shape, probe
+ * prediction) and warmed in its own worker pool beside the serving one, then swapped in: new
+ * batches go to it at once, batches already sent finish on the old pool, which is closed after.
+ * Every answer names the version that computed it. A broken or mismatched model leaves the old
+ * one serving and is reported in the logs and in /health (`model_error`).
+ *
+ * Loads are serialized: a reload asked for during another waits for it, so two loads never race
+ * to the swap.
+ */
+export class ModelManager {
+  private readonly config: Config
+  private readonly service: PredictionService
+  private readonly log: Logger
+  private currentPath: string
+  private chain: Promise<unknown> = Promise.resolve()
+  private shadow: ShadowScorer | null = null
+  private watcher: FSWatcher | null = null
+  private watchTimer: NodeJS.Timeout | null = null
+  private closed = false
+  lastError: string | null = null
+  lastReloadAt: string | null = null
+  reloadsOk = 0
+  reloadsFailed = 0
+
+  constructor (config: Config, service: PredictionService, log: Logger) {
+    this.config = config
+    this.service = service
+    this.log = log
+    this.currentPath = config.modelPath
+  }
+
+  get modelPath (): string { return this.currentPath }
+  /** Folder whose files the admin routes may name: the one holding the configured model. */
+  get modelsDir (): string { return dirname(this.config.modelPath) }
+
+  /** Start-up: load the configured model (and shadow). Throws unless require_model is off. */
+  async loadInitial (): Promise<void> {
+    const outcome = await this.reload(this.config.modelPath, 'startup')
+    if (!outcome.ok) {
+      if (this.config.requireModel) throw new ServiceError(outcome.code, outcome.error)
+      logEvents.modelNotLoadedServing(this.log)
+    }
+    if (this.config.shadowModelPath !== null) await this.setShadow(this.config.shadowModelPath)
+    if (this.config.watchModels) this.startWatching()
+  }
+
+  /** Loads `modelPath` (default: the serving model's file again) and swaps it in if it is sound. */
+  reload (modelPath: string = this.currentPath, trigger = 'admin'): Promise<ReloadOutcome> {
+    return this.serialize(() => this.doReload(modelPath, trigger))
+  }
+
+  /** Starts scoring a candidate beside the serving model (null stops it). */
+  setShadow (modelPath: string | null): Promise<ReloadOutcome> {
+    return this.serialize(async () => {
+      const previous = this.shadow
+      if (modelPath === null) {
+        this.shadow = null
+        this.service.batcher.setObserver(null)
+        if (previous !== null) this.closeLater(previous.model)
+        return { ok: true, model_version: '', previous_version: previous?.model.modelVersion ?? null, load_ms: 0 } as const
+      }
+      const started = performance.now()
+      try {
+        // One worker: the candidate must not take CPU from the serving path.
+        const model = await this.load(modelPath, 1)
+        this.shadow = new ShadowScorer(model)
+        this.service.batcher.setObserver(this.shadow)
+        if (previous !== null) this.closeLater(previous.model)
+        const loadMs = Math.round(performance.now() - started)
+        logEvents.shadowStarted(this.log, model.modelVersion, modelPath, loadMs)
+        return { ok: true, model_version: model.modelVersion, previous_version: previous?.model.modelVersion ?? null, load_ms: loadMs } as const
+      } catch (err) {
+        logEvents.modelLoadFailed(this.log, modelPath, err)
+        return failure(err, this.shadow?.model.modelVersion ?? null)
+      }
+    })
+  }
+
+  shadowStats (): ShadowStats | null { return this.shadow?.stats() ?? null }
+
+  startWatching (): void {
+    if (this.watcher !== null) return
+    const dir = dirname(this.currentPath)
+    this.watcher = watch(dir, (_event, filename) => {
+      if (filename === null || this.closed) return
+      const stem = basename(this.currentPath, extname(this.currentPath))
+      if (filename !== basename(this.currentPath) && filename !== `${stem}.json`) return
+      if (this.watchTimer !== null) clearTimeout(this.watchTimer)
+      this.watchTimer = setTimeout(() => {
+        this.watchTimer = null
+        void this.reload(this.currentPath, 'watch')
+      }, kWatchDebounceMs)
+    })
+    this.watcher.on('error', (err) => { this.log.warn({ event: 'watch_failed', err }, `Watching ${dir} failed`) })
+  }
+
+  /** What /health shows about the model lifecycle. */
+  status (): Record<string, unknown> {
+    return {
+      model_path: this.currentPath,
+      model_error: this.lastError,
+      last_reload_at: this.lastReloadAt,
+      reloads: { ok: this.reloadsOk, failed: this.reloadsFailed },
+      shadow: this.shadowStats(),
+    }
+  }
+
+  metricsJson (): Record<string, unknown> {
+    return { model_reloads: { ok: this.reloadsOk, failed: this.reloadsFailed }, shadow: this.shadowStats() }
+  }
+
+  writePrometheus (w: PrometheusWriter): void {
+    w.family('ml_model_reloads_total', 'counter', 'Model loads since start, by outcome')
+    w.sample('ml_model_reloads_total', 'outcome="ok"', this.reloadsOk)
+    w.sample('ml_model_reloads_total', 'outcome="failed"', this.reloadsFailed)
+    const s = this.shadowStats()
+    if (s === null) return
+    const version = `model_version="${s.model_version.replace(/[\\"\n]/g, '_')}"`
+    w.family('ml_shadow_rows_total', 'counter', 'Rows scored by the shadow (candidate) model')
+    w.sample('ml_shadow_rows_total', version, s.rows)
+    w.family('ml_shadow_skipped_rows_total', 'counter', 'Rows the shadow model skipped because it fell behind')
+    w.sample('ml_shadow_skipped_rows_total', version, s.skipped_rows)
+    w.family('ml_shadow_direction_agreement_ratio', 'gauge', 'Share of rows where the shadow model agrees on direction')
+    w.sample('ml_shadow_direction_agreement_ratio', version, s.direction_agreement ?? Number.NaN)
+    w.family('ml_shadow_mean_abs_diff', 'gauge', 'Mean absolute difference of probability_long, shadow vs serving')
+    w.sample('ml_shadow_mean_abs_diff', version, s.mean_abs_diff ?? Number.NaN)
+  }
+
+  /** Stops watching, waits for a load in progress, closes the shadow. The serving model is the service's. */
+  async close (): Promise<void> {
+    this.closed = true
+    if (this.watchTimer !== null) clearTimeout(this.watchTimer)
+    this.watcher?.close()
+    this.watcher = null
+    await this.chain.catch(() => {})
+    const shadow = this.shadow
+    this.shadow = null
+    this.service.batcher.setObserver(null)
+    if (shadow !== null) await shadow.model.close()
+  }
+
+  private serialize<T> (work: () => Promise<T>): Promise<T> {
+    const next = this.chain.then(work, work)
+    this.chain = next.catch(() => {})
+    return next
+  }
+
+  private load (modelPath: string, workers = this.config.workers): Promise<LoadedModel> {
+    return loadModel({
+      modelPath,
+      barMs: this.config.barMs,
+      workers,
+      maxBatchSize: this.config.maxBatchSize,
+      warmupRuns: this.config.warmupRuns,
+      onWorkerError: (err) => { logEvents.workerError(this.log, err) },
+    })
+  }
+
+  private async doReload (modelPath: string, trigger: string): Promise<ReloadOutcome> {
+    const previous = this.service.currentModel
+    if (this.closed || this.service.isShuttingDown) {
+      return { ok: false, code: 'ERR_SHUTTING_DOWN', error: 'the server is shutting down', model_version: previous?.modelVersion ?? null }
+    }
+    const started = performance.now()
+    let model: LoadedModel
+    try {
+      model = await this.load(modelPath)
+    } catch (err) {
+      this.lastError = (err as Error).message
+      this.reloadsFailed++
+      logEvents.modelLoadFailed(this.log, modelPath, err)
+      if (previous !== null) logEvents.modelKept(this.log, previous.modelVersion, trigger)
+      return failure(err, previous?.modelVersion ?? null)
+    }
+    if (this.closed || this.service.isShuttingDown) {
+      await model.close()
+      return { ok: false, code: 'ERR_SHUTTING_DOWN', error: 'the server is shutting down', model_version: previous?.modelVersion ?? null }
+    }
+    this.service.setModel(model)
+    this.currentPath = modelPath
+    this.lastError = null
+    this.lastReloadAt = new Date().toISOString()
+    this.reloadsOk++
+    const loadMs = Math.round(performance.now() - started)
+    if (previous === null) {
+      logEvents.modelLoaded(this.log, model.modelVersion, modelPath, model.workers, loadMs)
+    } else {
+      logEvents.modelSwapped(this.log, previous.modelVersion, model.modelVersion, trigger, loadMs)
+      this.closeLater(previous)
+    }
+    return { ok: true, model_version: model.modelVersion, previous_version: previous?.modelVersion ?? null, load_ms: loadMs }
+  }
+
+  /** Closes a retired pool once its in-flight batches are answered (Piscina's close waits for them). */
+  private closeLater (model: LoadedModel): void {
+    model.close().catch((err: unknown) => { logEvents.workerError(this.log, err) })
+  }
+}
+
+function failure (err: unknown, servingVersion: string | null): ReloadOutcome {
+  const code: ErrorCode = err instanceof ServiceError ? err.code : 'ERR_MODEL_LOAD'
+  return { ok: false, code, error: (err as Error).message, model_version: servingVersion }
+}

@@ -1,0 +1,111 @@
+import type { BatchObserver } from '../batching/dynamic-batcher.js'
+import { kFeatureCount } from '../features/feature-spec.js'
+import type { LoadedModel } from './model-loader.js'
+
+export interface ShadowStats {
+  readonly model_version: string
+  readonly batches: number
+  readonly rows: number
+  /** Share of rows where the candidate's direction equals the serving model's. */
+  readonly direction_agreement: number | null
+  readonly mean_abs_diff: number | null
+  readonly max_abs_diff: number | null
+  /** Rows not scored because the candidate fell behind (it never slows the serving path). */
+  readonly skipped_rows: number
+  readonly failed_batches: number
+}
+
+interface Pending {
+  rows: number
+  primary: Float32Array | null
+  shadow: Float32Array | null
+  /** The serving batch failed: nothing to compare, drop the entry when the candidate answers. */
+  primaryFailed: boolean
+}
+
+/**
+ * Scores a candidate model on live traffic beside the serving one, without changing answers:
+ * every batch sent to the serving model is copied to the candidate's own worker pool, and when
+ * both answered their probabilities are compared row by row. A candidate that falls behind is
+ * sampled (batches skipped), never queued without bound.
+ */
+export class ShadowScorer implements BatchObserver {
+  readonly model: LoadedModel
+  private readonly maxInFlight: number
+  private readonly pending = new Map<number, Pending>()
+  private nextTicket = 0
+  private batches = 0
+  private rows = 0
+  private agreements = 0
+  private absDiffSum = 0
+  private maxAbsDiff = 0
+  private skippedRows = 0
+  private failedBatches = 0
+
+  constructor (model: LoadedModel, maxInFlight = model.workers * 2) {
+    this.model = model
+    this.maxInFlight = maxInFlight
+  }
+
+  onDispatch (features: Float32Array, rows: number): number {
+    if (this.pending.size >= this.maxInFlight) {
+      this.skippedRows += rows
+      return -1
+    }
+    const buffer = new ArrayBuffer(features.byteLength)
+    new Float32Array(buffer).set(features.subarray(0, rows * kFeatureCount))
+    const ticket = this.nextTicket++
+    const entry: Pending = { rows, primary: null, shadow: null, primaryFailed: false }
+    this.pending.set(ticket, entry)
+    this.model.run(buffer, rows).then(
+      (back) => { entry.shadow = new Float32Array(back, 0, rows); this.settle(ticket, entry) },
+      () => { this.failedBatches++; this.pending.delete(ticket) },
+    )
+    return ticket
+  }
+
+  onResult (ticket: number, probabilities: Float32Array, rows: number): void {
+    const entry = this.pending.get(ticket)
+    if (entry === undefined) return
+    entry.primary = probabilities.slice(0, rows)
+    this.settle(ticket, entry)
+  }
+
+  onFailure (ticket: number): void {
+    const entry = this.pending.get(ticket)
+    if (entry === undefined) return
+    entry.primaryFailed = true
+    if (entry.shadow !== null) this.pending.delete(ticket)
+  }
+
+  private settle (ticket: number, entry: Pending): void {
+    if (entry.primaryFailed && entry.shadow !== null) { this.pending.delete(ticket); return }
+    if (entry.primary === null || entry.shadow === null) return
+    this.pending.delete(ticket)
+    const { primary, shadow, rows } = entry
+    for (let i = 0; i < rows; i++) {
+      const p = primary[i]!
+      const q = shadow[i]!
+      if ((p >= 0.5) === (q >= 0.5)) this.agreements++
+      const d = Math.abs(p - q)
+      this.absDiffSum += d
+      if (d > this.maxAbsDiff) this.maxAbsDiff = d
+    }
+    this.rows += rows
+    this.batches++
+  }
+
+  stats (): ShadowStats {
+    const n = this.rows
+    return {
+      model_version: this.model.modelVersion,
+      batches: this.batches,
+      rows: n,
+      direction_agreement: n === 0 ? null : Math.round((this.agreements / n) * 1e6) / 1e6,
+      mean_abs_diff: n === 0 ? null : Math.round((this.absDiffSum / n) * 1e9) / 1e9,
+      max_abs_diff: n === 0 ? null : Math.round(this.maxAbsDiff * 1e9) / 1e9,
+      skipped_rows: this.skippedRows,
+      failed_batches: this.failedBatches,
+    }
+  }
+}
