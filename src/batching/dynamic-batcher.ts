@@ -32,7 +32,11 @@ export interface BatchObserver {
 export interface DynamicBatcherOptions {
   readonly maxBatchSize: number
   readonly maxQueueSize: number
-  /** 0: a gathering batch waits for a free worker. >0: it is sent to the pool's queue after this long. */
+  /**
+   * 0 (default): work-conserving, a batch leaves as soon as a worker is free. >0: Triton's
+   * max_queue_delay: a partly filled batch may wait this long for company even while a worker is
+   * idle, trading latency at low load for bigger batches. Never more batches than workers.
+   */
   readonly maxQueueDelayUs: number
 }
 
@@ -154,7 +158,6 @@ export class DynamicBatcher {
     batch.requests[batch.size++] = request
     this.queued++
     this.schedule()
-    if (this.count > 0 && this.options.maxQueueDelayUs > 0 && this.delayTimer === null) this.armDelayTimer()
   }
 
   /** Resolves when nothing is gathering or in flight (graceful shutdown). */
@@ -170,7 +173,21 @@ export class DynamicBatcher {
   private schedule (): void {
     const runner = this.runner
     if (runner === null) return
-    while (this.count > 0 && this.inFlightBatches < runner.workers) this.dispatchOldest(runner)
+    const delayUs = this.options.maxQueueDelayUs
+    while (this.count > 0 && this.inFlightBatches < runner.workers) {
+      if (delayUs > 0 && this.count === 1 && this.holdForCompany(delayUs)) return
+      this.dispatchOldest(runner)
+    }
+  }
+
+  /** With max_queue_delay_us: keep the only, partly filled batch a little longer; arms the timer. */
+  private holdForCompany (delayUs: number): boolean {
+    const batch = this.gathering[this.head]!
+    if (batch.size >= this.options.maxBatchSize) return false
+    const waitMs = batch.openedMs + delayUs / 1000 - performance.now()
+    if (waitMs <= 0) return false
+    if (this.delayTimer === null) this.delayTimer = setTimeout(this.onDelayTimer, waitMs)
+    return true
   }
 
   private dispatchOldest (runner: BatchRunner): void {
@@ -285,20 +302,12 @@ export class DynamicBatcher {
     for (const w of waiters) w()
   }
 
-  private armDelayTimer (): void {
-    const oldest = this.gathering[this.head]!
-    const dueInMs = oldest.openedMs + this.options.maxQueueDelayUs / 1000 - performance.now()
-    this.delayTimer = setTimeout(this.onDelayTimer, Math.max(0, dueInMs))
-  }
-
-  /** max_queue_delay_us passed for the oldest gathering batch: send it even though no worker is idle. */
   private onDelayTimer (): void {
     this.delayTimer = null
     const runner = this.runner
-    if (runner === null) return
-    const limitMs = this.options.maxQueueDelayUs / 1000
-    const now = performance.now()
-    while (this.count > 0 && now - this.gathering[this.head]!.openedMs >= limitMs) this.dispatchOldest(runner)
-    if (this.count > 0) this.armDelayTimer()
+    if (runner === null || this.count === 0 || this.inFlightBatches >= runner.workers) return
+    // The held batch's time is up (or it filled meanwhile): send it.
+    this.dispatchOldest(runner)
+    this.schedule()
   }
 }

@@ -7,6 +7,8 @@
 
 export const kLogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof kLogLevels[number]
+export const kWorkerTransports = ['shared-memory', 'message'] as const
+export type WorkerTransport = typeof kWorkerTransports[number]
 
 /** Settings as users write them in JSON config files (snake_case, the contract's spelling). */
 export interface RawSettings {
@@ -15,6 +17,7 @@ export interface RawSettings {
   model_path: string
   require_model: boolean
   workers: number
+  worker_transport: WorkerTransport
   max_batch_size: number
   max_queue_delay_us: number
   max_queue_size: number
@@ -45,6 +48,7 @@ export interface Config {
   readonly modelPath: string
   readonly requireModel: boolean
   readonly workers: number
+  readonly workerTransport: WorkerTransport
   readonly maxBatchSize: number
   readonly maxQueueDelayUs: number
   readonly maxQueueSize: number
@@ -112,6 +116,10 @@ export const kSettings: SettingsTable = {
   workers: {
     kind: 'integer', min: 1, max: 64, default: 4, env: 'WORKERS', flag: 'workers',
     description: 'Inference worker threads.',
+  },
+  worker_transport: {
+    kind: 'enum', values: kWorkerTransports, default: 'shared-memory', env: 'WORKER_TRANSPORT', flag: 'worker-transport',
+    description: 'How batches reach workers: a shared-memory slot per worker woken with Atomics, or one Piscina message per batch (the slower baseline).',
   },
   max_batch_size: {
     kind: 'integer', min: 1, max: 4096, default: 64, env: 'MAX_BATCH_SIZE', flag: 'max-batch-size',

@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises'
 import * as ort from 'onnxruntime-node'
 import { ModelIncompatibleError, ModelLoadError, ServiceError } from '../errors.js'
 import { kFeatureCount } from '../features/feature-spec.js'
-import { InferencePool } from '../pool/inference-pool.js'
+import { InferencePool, type WorkerTransport } from '../pool/inference-pool.js'
 import type { BatchRunner } from '../batching/dynamic-batcher.js'
 import { checkFeatureSchema, readModelMetadata, type ModelMetadata } from './model-metadata.js'
 
@@ -14,6 +14,7 @@ export interface ModelLoadOptions {
   readonly warmupRuns: number
   readonly readyTimeoutMs?: number
   readonly onWorkerError?: (err: unknown) => void
+  readonly transport?: WorkerTransport
 }
 
 /** A loaded, validated, warmed model version with its own worker pool. */
@@ -67,6 +68,7 @@ export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel
     warmupRuns: options.warmupRuns,
     readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
     ...(options.onWorkerError !== undefined ? { onWorkerError: options.onWorkerError } : {}),
+    ...(options.transport !== undefined ? { transport: options.transport } : {}),
   })
   return new LoadedModel(meta, modelPath, pool)
 }

@@ -172,6 +172,7 @@ export class ModelManager {
       workers,
       maxBatchSize: this.config.maxBatchSize,
       warmupRuns: this.config.warmupRuns,
+      transport: this.config.workerTransport,
       onWorkerError: (err) => { logEvents.workerError(this.log, err) },
     })
   }

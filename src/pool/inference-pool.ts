@@ -4,6 +4,15 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { ModelLoadError } from '../errors.js'
 import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
+import { SharedSlots } from './shared-slots.js'
+
+/**
+ * How a batch reaches a worker. `shared-memory` (default): through the worker's SharedArrayBuffer
+ * slot, woken with Atomics. `message`: one Piscina task per batch, the buffer transferred both
+ * ways; kept as the measured baseline (bench) and as a fallback.
+ */
+export type { WorkerTransport } from '../config/schema.js'
+import type { WorkerTransport } from '../config/schema.js'
 
 export interface InferencePoolOptions {
   readonly modelPath: string
@@ -17,6 +26,7 @@ export interface InferencePoolOptions {
   readonly readyTimeoutMs: number
   /** A worker died outside a task (Piscina replaces it); without a listener the process would crash. */
   readonly onWorkerError?: (err: unknown) => void
+  readonly transport?: WorkerTransport
 }
 
 // The worker keeps this module's extension: `.ts` when run from source (tests, tsx), `.js` from dist/.
@@ -32,11 +42,17 @@ let poolCounter = 0
  */
 export class InferencePool {
   readonly workers: number
+  readonly transport: WorkerTransport
   private readonly piscina: Piscina<BatchTask, ArrayBuffer>
+  private readonly slots: SharedSlots | null
 
-  private constructor (piscina: Piscina<BatchTask, ArrayBuffer>, workers: number) {
+  private constructor (piscina: Piscina<BatchTask, ArrayBuffer>, options: InferencePoolOptions) {
     this.piscina = piscina
-    this.workers = workers
+    this.workers = options.workers
+    this.transport = options.transport ?? 'shared-memory'
+    this.slots = this.transport === 'shared-memory'
+      ? new SharedSlots(piscina as unknown as Piscina, options.workers, options.maxBatchSize, options.featureCount, (err) => { options.onWorkerError?.(err) })
+      : null
   }
 
   /** Starts the workers and resolves once every one has loaded and warmed its session. */
@@ -91,7 +107,7 @@ export class InferencePool {
         if (onWorkerError !== undefined) onWorkerError(err)
       })
       await allReady
-      return new InferencePool(piscina, options.workers)
+      return new InferencePool(piscina, options)
     } catch (err) {
       if (piscina !== null) await piscina.destroy().catch(() => { /* already failing: the load error is what matters */ })
       throw err
@@ -102,6 +118,7 @@ export class InferencePool {
 
   /** Runs one batch; resolves with the same buffer, answers written over its head. */
   run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
+    if (this.slots !== null) return this.slots.run(buffer, rows)
     return this.piscina.run({ buffer, rows }, { transferList: [buffer] })
   }
 
@@ -111,6 +128,7 @@ export class InferencePool {
   }
 
   async close (): Promise<void> {
+    if (this.slots !== null) await this.slots.close()
     await this.piscina.close({ force: false })
   }
 }

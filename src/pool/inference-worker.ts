@@ -8,7 +8,10 @@
 import { BroadcastChannel, threadId } from 'node:worker_threads'
 import * as ort from 'onnxruntime-node'
 import { move, workerData } from 'piscina'
-import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
+import {
+  kSlotControlBytes, kSlotDone, kSlotFailed, kSlotRequest, kSlotRows, kSlotState, kSlotStop,
+  type BatchTask, type InferenceWorkerData, type ServeTask, type WorkerReadyMessage,
+} from './messages.js'
 
 const data = workerData as InferenceWorkerData
 const { inputName, outputName, featureCount } = data
@@ -36,6 +39,18 @@ async function openSession (): Promise<ort.InferenceSession> {
   return created
 }
 
+/** Loaded and warmed once per worker; reported on the pool's channel either way. */
+const sessionReady: Promise<ort.InferenceSession> = openSession().then(
+  (session) => {
+    report({ threadId, ok: true, error: null })
+    return session
+  },
+  (err: unknown) => {
+    report({ threadId, ok: false, error: err instanceof Error ? err.message : String(err) })
+    throw err
+  },
+)
+
 async function runBatch (session: ort.InferenceSession, task: BatchTask): Promise<unknown> {
   const { buffer, rows } = task
   const started = process.hrtime.bigint()
@@ -50,17 +65,56 @@ async function runBatch (session: ort.InferenceSession, task: BatchTask): Promis
 }
 
 /**
+ * Shared-memory mode: one task that never returns until told to stop, answering batches posted in
+ * this worker's slot (layout in messages.ts). ORT refuses tensors over shared memory, so rows are
+ * copied into this worker's own buffer first (a memcpy, no allocation).
+ */
+async function serveLoop (session: ort.InferenceSession, task: ServeTask): Promise<number> {
+  const control = new Int32Array(task.slot, 0, kSlotControlBytes / 4)
+  const shared = new Float32Array(task.slot, kSlotControlBytes)
+  const local = new Float32Array(shared.length)
+  let served = 0
+  for (;;) {
+    let state = Atomics.load(control, kSlotState)
+    while (state !== kSlotRequest && state !== kSlotStop) {
+      Atomics.wait(control, kSlotState, state)
+      state = Atomics.load(control, kSlotState)
+    }
+    if (state === kSlotStop) return served
+    const rows = control[kSlotRows]!
+    const width = rows * featureCount
+    const started = process.hrtime.bigint()
+    try {
+      local.set(shared.subarray(0, width))
+      const result = await session.run({ [inputName]: new ort.Tensor('float32', local.subarray(0, width), [rows, featureCount]) }, [outputName])
+      const probabilities = result[outputName]!.data as Float32Array
+      for (let i = 0; i < rows; i++) shared[i] = probabilities[i * 2 + 1]!
+      shared[rows] = Number(process.hrtime.bigint() - started) / 1000
+      Atomics.store(control, kSlotState, kSlotDone)
+    } catch {
+      // The main thread fails this batch's requests (INTERNAL) and keeps the worker.
+      Atomics.store(control, kSlotState, kSlotFailed)
+    }
+    Atomics.notify(control, kSlotState)
+    served++
+  }
+}
+
+/** Named handler for shared-memory mode (`piscina.run(task, { name: 'serve' })`). */
+export const serve = sessionReadyHandler((session) => (task: ServeTask) => serveLoop(session, task))
+// A failed load is reported on the channel and through the task; these guards keep it from also
+// surfacing as an unhandled rejection that would kill the worker.
+serve.catch(() => {})
+
+/**
  * The handler, as a promise: Piscina awaits it before the worker reports for work. That matters
  * because between tasks Piscina parks the worker in Atomics.wait, which freezes any async work
  * still pending; a session load started but not awaited here would never finish.
  */
-export default openSession().then(
-  (session) => {
-    report({ threadId, ok: true, error: null })
-    return (task: BatchTask) => runBatch(session, task)
-  },
-  (err: unknown) => {
-    report({ threadId, ok: false, error: err instanceof Error ? err.message : String(err) })
-    throw err
-  },
-)
+const batchHandler = sessionReadyHandler((session) => (task: BatchTask) => runBatch(session, task))
+batchHandler.catch(() => {})
+export default batchHandler
+
+function sessionReadyHandler<T> (make: (session: ort.InferenceSession) => T): Promise<T> {
+  return sessionReady.then(make)
+}

@@ -32,3 +32,31 @@ export interface WorkerReadyMessage {
   readonly ok: boolean
   readonly error: string | null
 }
+
+/**
+ * Shared-memory channel, one per worker: the hot path of the default transport.
+ *
+ *   SharedArrayBuffer of one worker:
+ *   [ Int32 state | Int32 rows | Int32 spare | Int32 spare | Float32 data: maxBatchSize * featureCount ]
+ *
+ *   main:   copy rows into data, rows = n, state = REQUEST, notify; Atomics.waitAsync(state != REQUEST)
+ *   worker: Atomics.wait until REQUEST (or STOP); run the session; write answers over the head of
+ *           data (p_0 .. p_n-1, inferenceUs) as in the transfer layout; state = DONE (or FAILED), notify
+ *   main:   read answers, state = IDLE
+ *
+ * A worker thread parked in Atomics.wait costs no CPU, and a wake-up is a futex, not a message:
+ * measured ~14 us per round trip against ~70-80 us for a Piscina task on the same machine.
+ */
+export const kSlotState = 0
+export const kSlotRows = 1
+export const kSlotControlBytes = 16
+export const kSlotIdle = 0
+export const kSlotRequest = 1
+export const kSlotDone = 2
+export const kSlotFailed = 3
+export const kSlotStop = 4
+
+/** The long-running task each worker runs in shared-memory mode. */
+export interface ServeTask {
+  readonly slot: SharedArrayBuffer
+}

@@ -28,6 +28,7 @@ const kExpectedDefaults: Config = {
   modelPath: resolve('models/xgboost_phase1_v1.onnx'),
   requireModel: true,
   workers: 4,
+  workerTransport: 'shared-memory',
   maxBatchSize: 64,
   maxQueueDelayUs: 0,
   maxQueueSize: 4096,

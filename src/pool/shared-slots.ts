@@ -1,0 +1,167 @@
+import type { Piscina } from 'piscina'
+import { InferenceError } from '../errors.js'
+import {
+  kSlotControlBytes, kSlotDone, kSlotIdle, kSlotRequest, kSlotRows, kSlotState, kSlotStop,
+  type ServeTask,
+} from './messages.js'
+
+/** One worker's shared slot and the batch it is answering. */
+class Slot {
+  buffer: SharedArrayBuffer
+  control: Int32Array
+  data: Float32Array
+  /** The long-running serve task on the worker that owns this slot. */
+  task: Promise<number> | null = null
+  /** The batch in flight: where answers go, and how to settle its promise. */
+  target: ArrayBuffer | null = null
+  rows = 0
+  resolve: ((buffer: ArrayBuffer) => void) | null = null
+  reject: ((err: unknown) => void) | null = null
+  readonly onWake: () => void
+
+  constructor (bytes: number, onWake: (slot: Slot) => void) {
+    this.buffer = new SharedArrayBuffer(bytes)
+    this.control = new Int32Array(this.buffer, 0, kSlotControlBytes / 4)
+    this.data = new Float32Array(this.buffer, kSlotControlBytes)
+    this.onWake = () => { onWake(this) }
+  }
+
+  /** A fresh buffer after a worker died: a late wake-up on the old one can then never be mistaken. */
+  renew (bytes: number): void {
+    this.buffer = new SharedArrayBuffer(bytes)
+    this.control = new Int32Array(this.buffer, 0, kSlotControlBytes / 4)
+    this.data = new Float32Array(this.buffer, kSlotControlBytes)
+  }
+}
+
+interface Waiting {
+  readonly buffer: ArrayBuffer
+  readonly rows: number
+  readonly resolve: (buffer: ArrayBuffer) => void
+  readonly reject: (err: unknown) => void
+}
+
+/**
+ * Main-thread side of the shared-memory transport (layout in messages.ts). Piscina still owns the
+ * threads: it starts them, replaces one that dies, and runs one `serve` task per worker; batches
+ * cross through that worker's slot without messages, transfers or structured clones.
+ *
+ * The batcher never has more batches in flight than there are workers, so a free slot normally
+ * exists; other callers (the shadow scorer) may queue, and are served in order as slots free.
+ */
+export class SharedSlots {
+  private readonly piscina: Piscina
+  private readonly bytes: number
+  private readonly slots: Slot[]
+  private readonly free: Slot[]
+  private readonly featureCount: number
+  private closing = false
+  private readonly onWorkerLost: (err: unknown) => void
+  private readonly waiting: Waiting[] = []
+  private drained: (() => void) | null = null
+
+  constructor (piscina: Piscina, workers: number, maxBatchSize: number, featureCount: number, onWorkerLost: (err: unknown) => void) {
+    this.piscina = piscina
+    this.featureCount = featureCount
+    this.bytes = kSlotControlBytes + maxBatchSize * featureCount * 4
+    this.onWorkerLost = onWorkerLost
+    const wake = (slot: Slot): void => { this.onWake(slot) }
+    this.slots = Array.from({ length: workers }, () => new Slot(this.bytes, wake))
+    this.free = [...this.slots]
+    for (const slot of this.slots) this.startServing(slot)
+  }
+
+  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
+    if (this.closing) return Promise.reject(new InferenceError('the inference pool is closed'))
+    const slot = this.free.pop()
+    if (slot === undefined) {
+      return new Promise((resolve, reject) => { this.waiting.push({ buffer, rows, resolve, reject }) })
+    }
+    const done = new Promise<ArrayBuffer>((resolve, reject) => { slot.resolve = resolve; slot.reject = reject })
+    this.post(slot, buffer, rows)
+    return done
+  }
+
+  private post (slot: Slot, buffer: ArrayBuffer, rows: number): void {
+    slot.data.set(new Float32Array(buffer, 0, rows * this.featureCount))
+    slot.target = buffer
+    slot.rows = rows
+    const control = slot.control
+    control[kSlotRows] = rows
+    Atomics.store(control, kSlotState, kSlotRequest)
+    Atomics.notify(control, kSlotState)
+    const wait = Atomics.waitAsync(control, kSlotState, kSlotRequest)
+    if (wait.async) void wait.value.then(slot.onWake)
+    else slot.onWake()
+  }
+
+  /**
+   * Lets the batches in flight finish (a retired model's pool closes while its last batches are
+   * still being answered), then stops every serve loop and waits for them to return.
+   */
+  async close (): Promise<void> {
+    this.closing = true
+    if (this.free.length < this.slots.length || this.waiting.length > 0) {
+      await new Promise<void>((resolve) => { this.drained = resolve })
+    }
+    for (const slot of this.slots) {
+      Atomics.store(slot.control, kSlotState, kSlotStop)
+      Atomics.notify(slot.control, kSlotState)
+    }
+    await Promise.allSettled(this.slots.map(s => s.task))
+  }
+
+  private onWake (slot: Slot): void {
+    const control = slot.control
+    const state = Atomics.load(control, kSlotState)
+    if (state === kSlotRequest || slot.resolve === null) return // a stale wake-up: nothing of ours is pending
+    const target = slot.target!
+    const resolve = slot.resolve
+    const reject = slot.reject!
+    if (state === kSlotDone) new Float32Array(target).set(slot.data.subarray(0, slot.rows + 1))
+    Atomics.store(control, kSlotState, kSlotIdle)
+    this.release(slot)
+    if (state === kSlotDone) resolve(target)
+    else reject(new InferenceError('the ONNX session failed on this batch'))
+  }
+
+  private release (slot: Slot): void {
+    slot.target = null
+    slot.resolve = null
+    slot.reject = null
+    const next = this.waiting.shift()
+    if (next !== undefined) {
+      slot.resolve = next.resolve
+      slot.reject = next.reject
+      this.post(slot, next.buffer, next.rows)
+      return
+    }
+    this.free.push(slot)
+    if (this.drained !== null && this.free.length === this.slots.length) {
+      const drained = this.drained
+      this.drained = null
+      drained()
+    }
+  }
+
+  private startServing (slot: Slot): void {
+    const task: ServeTask = { slot: slot.buffer }
+    slot.task = this.piscina.run(task, { name: 'serve' })
+    slot.task.then(
+      () => { /* stopped on close */ },
+      (err: unknown) => {
+        // The worker died (crash, OOM, terminate). Piscina replaces the thread; answer the batch it
+        // held with INTERNAL now, and give the slot a fresh buffer and serve loop.
+        if (this.closing) return
+        this.onWorkerLost(err)
+        const reject = slot.reject
+        const pending = slot.resolve !== null
+        slot.renew(this.bytes)
+        this.startServing(slot)
+        // A free slot is already in the free list; a busy one is released (and may take queued work).
+        if (pending) this.release(slot)
+        if (reject !== null) reject(new InferenceError('the inference worker died while answering this batch', err))
+      },
+    )
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * The batcher's scheduling rules, driven through its public API with a runner whose batches the
+ * test completes by hand (the pool is not the unit under test here; the server tests use the
+ * real one).
+ */
+import t from 'tap'
+import { DynamicBatcher, type BatchRunner } from '../../src/batching/dynamic-batcher.js'
+import {
+  kStatusDeadlineExceeded, kStatusInternal, kStatusOk, type PendingRequest, type PredictionSink,
+} from '../../src/batching/pending-request.js'
+import { kFeatureCount } from '../../src/features/feature-spec.js'
+
+interface Sent { buffer: ArrayBuffer, rows: number, firstFeatures: number[], resolve: (b: ArrayBuffer) => void, reject: (e: unknown) => void }
+
+class ManualRunner implements BatchRunner {
+  readonly modelVersion = 'manual'
+  readonly modelVersionJson = '"manual"'
+  readonly sent: Sent[] = []
+  constructor (readonly workers: number) {}
+  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
+    const features = new Float32Array(buffer)
+    const firstFeatures = Array.from({ length: rows }, (_, i) => features[i * kFeatureCount]!)
+    return new Promise((resolve, reject) => { this.sent.push({ buffer, rows, firstFeatures, resolve, reject }) })
+  }
+  /** Answers batch `i` with probability = the row's first feature / 1000. */
+  answer (i: number): void {
+    const b = this.sent[i]!
+    const out = new Float32Array(b.buffer)
+    for (let r = 0; r < b.rows; r++) out[r] = b.firstFeatures[r]! / 1000
+    out[b.rows] = 5
+    b.resolve(b.buffer)
+  }
+}
+
+class Collect implements PredictionSink {
+  readonly got: Array<{ tag: number, status: number, p: number }> = []
+  complete (r: PendingRequest): void { this.got.push({ tag: r.tag, status: r.status, p: r.probability }) }
+}
+
+const noMetrics = { recordQueueWait () {}, recordBatch () {}, recordBatchFailure () {} }
+
+function submit (b: DynamicBatcher, sink: PredictionSink, tag: number, deadlineMs = 60_000): void {
+  const rows = b.openRow()
+  rows[b.rowOffset()] = tag // the row's first feature identifies the request
+  const req = b.acquire()
+  req.sink = sink
+  req.tag = tag
+  req.admittedMs = performance.now()
+  req.deadlineMs = performance.now() + deadlineMs
+  b.commit(req)
+}
+
+const flush = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
+
+t.test('work-conserving: a lone request goes to an idle worker at once, alone', async (t) => {
+  const runner = new ManualRunner(2)
+  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  submit(b, sink, 7)
+  t.equal(runner.sent.length, 1, 'dispatched synchronously, not held back for company')
+  t.equal(runner.sent[0]!.rows, 1)
+  runner.answer(0)
+  await flush()
+  t.same(sink.got, [{ tag: 7, status: kStatusOk, p: Math.fround(7 / 1000) }])
+})
+
+t.test('while every worker is busy, requests gather into batches of at most max_batch_size', async (t) => {
+  const runner = new ManualRunner(1)
+  const b = new DynamicBatcher({ maxBatchSize: 4, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  for (let i = 1; i <= 10; i++) submit(b, sink, i)
+  t.equal(runner.sent.length, 1, 'the one worker took the first request; the rest wait')
+  t.equal(b.queueDepth, 9)
+  runner.answer(0)
+  await flush()
+  t.equal(runner.sent.length, 2)
+  t.same(runner.sent[1]!.firstFeatures, [2, 3, 4, 5], 'the oldest full batch goes first, rows in arrival order')
+  runner.answer(1)
+  await flush()
+  t.same(runner.sent[2]!.firstFeatures, [6, 7, 8, 9])
+  runner.answer(2)
+  await flush()
+  t.same(runner.sent[3]!.firstFeatures, [10])
+  runner.answer(3)
+  await flush()
+  t.same(sink.got.map(g => g.tag), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'every request answered once')
+  t.ok(sink.got.every(g => g.p === Math.fround(g.tag / 1000)), 'each answer is its own row\'s')
+  t.equal(b.depth, 0)
+})
+
+t.test('the queue is bounded: canAdmit turns false at max_queue_size', async (t) => {
+  const runner = new ManualRunner(1)
+  const b = new DynamicBatcher({ maxBatchSize: 2, maxQueueSize: 3, maxQueueDelayUs: 0 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  submit(b, sink, 1) // in flight, not queued
+  for (let i = 2; i <= 4; i++) { t.ok(b.canAdmit()); submit(b, sink, i) }
+  t.notOk(b.canAdmit(), 'three queued: the fourth would be shed')
+})
+
+t.test('requests past their deadline are dropped before inference', async (t) => {
+  const runner = new ManualRunner(1)
+  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  submit(b, sink, 1)
+  submit(b, sink, 2, 1) // 1 ms deadline, expires while the worker is busy
+  submit(b, sink, 3)
+  await new Promise(resolve => setTimeout(resolve, 10))
+  runner.answer(0)
+  await flush()
+  t.same(runner.sent[1]!.firstFeatures, [3], 'the expired row was taken out; the others compacted')
+  t.same(sink.got.find(g => g.tag === 2), { tag: 2, status: kStatusDeadlineExceeded, p: NaN })
+  runner.answer(1)
+  await flush()
+  t.equal(sink.got.find(g => g.tag === 3)!.status, kStatusOk)
+})
+
+t.test('a failed batch answers every one of its requests INTERNAL at once; the next batch carries on', async (t) => {
+  const runner = new ManualRunner(1)
+  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  submit(b, sink, 1)
+  submit(b, sink, 2)
+  submit(b, sink, 3)
+  runner.sent[0]!.reject(new Error('worker died'))
+  await flush()
+  t.same(sink.got, [{ tag: 1, status: kStatusInternal, p: NaN }])
+  t.same(runner.sent[1]!.firstFeatures, [2, 3], 'the queued requests went to the next batch')
+  runner.answer(1)
+  await flush()
+  t.same(sink.got.slice(1).map(g => g.status), [kStatusOk, kStatusOk])
+})
+
+t.test('max_batch_size 1 turns batching off', async (t) => {
+  const runner = new ManualRunner(1)
+  const b = new DynamicBatcher({ maxBatchSize: 1, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  for (let i = 1; i <= 5; i++) submit(b, sink, i)
+  for (let i = 0; i < 5; i++) { runner.answer(i); await flush() }
+  t.same(runner.sent.map(s => s.rows), [1, 1, 1, 1, 1])
+})
+
+t.test('max_queue_delay_us holds a partly filled batch for company, never longer, never past capacity', async (t) => {
+  const runner = new ManualRunner(1)
+  const b = new DynamicBatcher({ maxBatchSize: 4, maxQueueSize: 64, maxQueueDelayUs: 20_000 }, noMetrics)
+  b.setRunner(runner)
+  const sink = new Collect()
+  submit(b, sink, 1)
+  submit(b, sink, 2)
+  t.equal(runner.sent.length, 0, 'held while the batch is not full')
+  submit(b, sink, 3)
+  submit(b, sink, 4)
+  t.equal(runner.sent.length, 1, 'sent as soon as it is full')
+  t.same(runner.sent[0]!.firstFeatures, [1, 2, 3, 4])
+  submit(b, sink, 5)
+  runner.answer(0)
+  await flush()
+  t.equal(runner.sent.length, 1, 'a new partial batch is held again')
+  await new Promise(resolve => setTimeout(resolve, 60))
+  t.equal(runner.sent.length, 2, 'and sent when its delay ran out')
+  t.same(runner.sent[1]!.firstFeatures, [5])
+  runner.answer(1)
+  await flush()
+})
