@@ -79,11 +79,15 @@ function staleIssue (loc: ReadonlyArray<string | number>): ValidationIssue[] {
   return [{ loc: [...loc, 'timestamp_ms'], ...kIssue.staleTimestamp }]
 }
 
-class SingleContext implements BodyTarget, PredictionSink {
+/**
+ * What both predict routes share: the response, the abort flag uWS sets, the read time, and the
+ * answers to a body that is too large or not JSON.
+ */
+abstract class PredictContext implements BodyTarget, PredictionSink {
   aborted = false
-  private readonly routes: PredictRoutes
-  private readonly res: HttpResponse
-  private readonly startMs: number
+  protected readonly routes: PredictRoutes
+  protected readonly res: HttpResponse
+  protected readonly startMs: number
 
   constructor (routes: PredictRoutes, res: HttpResponse) {
     this.routes = routes
@@ -91,32 +95,45 @@ class SingleContext implements BodyTarget, PredictionSink {
     this.startMs = performance.now()
   }
 
+  abstract onBody (body: Buffer): void
+  abstract complete (request: PendingRequest): void
+
   onBodyTooLarge (): void {
     if (this.aborted) return
     this.routes.metrics.recordError('ERR_BODY_TOO_LARGE')
     this.res.cork(() => { writeError(this.res, 'ERR_BODY_TOO_LARGE', `Request body exceeds ${this.routes.options.maxBodyBytes} bytes`) })
   }
 
-  onBody (body: Buffer): void {
-    if (this.aborted) return
-    const { routes, res } = this
+  /** The parsed body, or undefined after answering 400 (or when the client is gone). */
+  protected parse (body: Buffer): { value: unknown } | undefined {
+    if (this.aborted) return undefined
     const parsed = parseJson(body)
-    if (!parsed.ok) {
-      routes.metrics.recordError('ERR_INVALID_JSON')
-      res.cork(() => { writeError(res, 'ERR_INVALID_JSON', parsed.message) })
-      return
-    }
+    if (parsed.ok) return parsed
+    this.routes.metrics.recordError('ERR_INVALID_JSON')
+    this.res.cork(() => { writeError(this.res, 'ERR_INVALID_JSON', parsed.message) })
+    return undefined
+  }
+
+  protected rejectInvalid (issues: readonly ValidationIssue[]): void {
+    this.routes.metrics.recordError('ERR_VALIDATION')
+    this.res.cork(() => { writeValidationError(this.res, issues) })
+  }
+}
+
+class SingleContext extends PredictContext {
+  onBody (body: Buffer): void {
+    const parsed = this.parse(body)
+    if (parsed === undefined) return
+    const { routes, res } = this
     const issues = decodeJsonRequest(parsed.value, routes.snapshot, routes.decoded, routes.options, Date.now(), kBodyLoc)
     if (issues.length > 0) {
-      routes.metrics.recordError('ERR_VALIDATION')
-      res.cork(() => { writeValidationError(res, issues) })
+      this.rejectInvalid(issues)
       return
     }
     const result = routes.service.submit(routes.decoded.symbol, routes.snapshot, routes.decoded.deadlineMs, this, 0)
     if (result === kSubmitted) return
     if (result === kRejectStale) {
-      routes.metrics.recordError('ERR_VALIDATION')
-      res.cork(() => { writeValidationError(res, staleIssue(kBodyLoc)) })
+      this.rejectInvalid(staleIssue(kBodyLoc))
       return
     }
     const code = kRejectCode[result]
@@ -144,39 +161,17 @@ class SingleContext implements BodyTarget, PredictionSink {
 
 const kBodyLoc: readonly string[] = Object.freeze(['body'])
 
-class BatchContext implements BodyTarget, PredictionSink {
-  aborted = false
-  private readonly routes: PredictRoutes
-  private readonly res: HttpResponse
-  private readonly startMs: number
+class BatchContext extends PredictContext {
   private items: string[] = []
   private pending = 0
 
-  constructor (routes: PredictRoutes, res: HttpResponse) {
-    this.routes = routes
-    this.res = res
-    this.startMs = performance.now()
-  }
-
-  onBodyTooLarge (): void {
-    if (this.aborted) return
-    this.routes.metrics.recordError('ERR_BODY_TOO_LARGE')
-    this.res.cork(() => { writeError(this.res, 'ERR_BODY_TOO_LARGE', `Request body exceeds ${this.routes.options.maxBodyBytes} bytes`) })
-  }
-
   onBody (body: Buffer): void {
-    if (this.aborted) return
-    const { routes, res } = this
-    const parsed = parseJson(body)
-    if (!parsed.ok) {
-      routes.metrics.recordError('ERR_INVALID_JSON')
-      res.cork(() => { writeError(res, 'ERR_INVALID_JSON', parsed.message) })
-      return
-    }
+    const parsed = this.parse(body)
+    if (parsed === undefined) return
+    const { routes } = this
     const issue = checkBatchShape(parsed.value, routes.options.maxBatchRequests)
     if (issue !== null) {
-      routes.metrics.recordError('ERR_VALIDATION')
-      res.cork(() => { writeValidationError(res, [issue]) })
+      this.rejectInvalid([issue])
       return
     }
     const requests = (parsed.value as { requests: unknown[] }).requests
