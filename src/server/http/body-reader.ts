@@ -32,7 +32,7 @@ export function readBody (res: HttpResponse, req: HttpRequest, maxBytes: number,
   res.onData((chunk, isLast) => {
     if (refused) return
     const n = chunk.byteLength
-    if (length === 0 && isLast) {
+    if (length === 0 && isLast && n <= maxBytes) {
       // The whole body in one chunk: no copy, parsed before this callback returns.
       target.onBody(Buffer.from(chunk, 0, n))
       return
