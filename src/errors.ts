@@ -27,6 +27,8 @@ export interface ErrorSpec {
 export const kErrorTable = {
   ERR_INVALID_JSON: { statusCode: 400, wireCode: 'INVALID_ARGUMENT', message: 'Body is not valid JSON', headers: null },
   ERR_VALIDATION: { statusCode: 422, wireCode: 'INVALID_ARGUMENT', message: 'Request is invalid', headers: null },
+  // WebSocket only: a binary frame that is not a readable Message; answered, the socket stays open.
+  ERR_PROTOCOL: { statusCode: 400, wireCode: 'INVALID_ARGUMENT', message: 'Frame is not a readable message', headers: null },
   // The rest of an oversized body may still be in flight: the connection is closed after the 413.
   ERR_BODY_TOO_LARGE: { statusCode: 413, wireCode: 'INVALID_ARGUMENT', message: 'Request body too large', headers: { Connection: 'close' } },
   ERR_NOT_FOUND: { statusCode: 404, wireCode: null, message: 'Not Found', headers: null },

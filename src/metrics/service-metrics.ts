@@ -394,12 +394,18 @@ function summarizeMs (h: LatencyHistogram): LatencySummaryMs {
 }
 
 /** Empty histograms report NaN quantiles, as Prometheus' own summaries do. */
+/**
+ * HDR percentiles as a Prometheus summary (quantile samples plus _sum and _count), the type that
+ * may carry a `quantile` label; values in ms, cumulative since start.
+ */
 function writeQuantiles (w: PrometheusWriter, name: string, help: string, h: LatencyHistogram): void {
-  w.family(name, 'gauge', help)
+  w.family(name, 'summary', help)
   for (const [q, percentile] of kQuantiles) {
     const us = percentile === 100 ? h.max() : h.percentile(percentile)
     w.sample(name, `quantile="${q}"`, usToMs(us) ?? NaN)
   }
+  w.sample(`${name}_sum`, '', h.total / 1000)
+  w.sample(`${name}_count`, '', h.count)
 }
 
 function writeProcessMetrics (w: PrometheusWriter, eventLoopDelay: IntervalHistogram): void {
@@ -413,10 +419,12 @@ function writeProcessMetrics (w: PrometheusWriter, eventLoopDelay: IntervalHisto
   w.sample('ml_process_heap_used_bytes', '', memory.heapUsed)
   // perf_hooks reports ns; NaN until the first 10 ms sample (min/percentiles of an empty histogram).
   const name = 'ml_process_event_loop_delay_ms'
-  w.family(name, 'gauge', 'Event-loop delay percentiles in ms since start (10 ms sampling)')
+  w.family(name, 'summary', 'Event-loop delay percentiles in ms since start (10 ms sampling)')
   const empty = eventLoopDelay.count === 0
   for (const [q, percentile] of kQuantiles) {
     const ns = percentile === 100 ? eventLoopDelay.max : eventLoopDelay.percentile(percentile)
     w.sample(name, `quantile="${q}"`, empty ? NaN : Math.round(ns / 1e3) / 1e3)
   }
+  w.sample(`${name}_sum`, '', empty ? 0 : (eventLoopDelay.mean * eventLoopDelay.count) / 1e6)
+  w.sample(`${name}_count`, '', eventLoopDelay.count)
 }

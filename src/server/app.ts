@@ -11,6 +11,7 @@ import { HealthRoutes } from './http/health-routes.js'
 import { MetricsRoutes } from './http/metrics-routes.js'
 import { PredictRoutes } from './http/predict-routes.js'
 import { writeError, writeMethodNotAllowed } from './http/reply.js'
+import { WsServer, wsOptionsFrom } from './ws/ws-server.js'
 
 /**
  * The running service: uWS front end, prediction service, model pool, metrics. Transports only
@@ -26,6 +27,7 @@ export class PredictionServer {
   private listenSocket: uws.us_listen_socket | null = null
   private boundPort = 0
   private closing: Promise<void> | null = null
+  private wsServer: WsServer | null = null
 
   private constructor (config: Config, log: Logger) {
     this.config = config
@@ -37,6 +39,7 @@ export class PredictionServer {
       workers: () => service.current?.currentModel?.workers ?? 0,
       modelVersion: () => service.current?.currentModel?.modelVersion ?? null,
       symbols: () => service.current?.features.size ?? 0,
+      processMetrics: true,
       extra: {
         json: () => models.current?.metricsJson() ?? {},
         prometheus: (w) => { models.current?.writePrometheus(w) },
@@ -78,6 +81,9 @@ export class PredictionServer {
 
   get port (): number { return this.boundPort }
 
+  /** Open /ws connections. */
+  get webSocketCount (): number { return this.wsServer?.connectionCount ?? 0 }
+
   /** Reloads the serving model (SIGHUP, admin route, file watch); the old one serves until the swap. */
   reloadModel (modelPath?: string, trigger = 'signal'): Promise<ReloadOutcome> {
     return this.models.reload(modelPath, trigger)
@@ -105,7 +111,7 @@ export class PredictionServer {
       ['/predict', 'POST'], ['/predict/batch', 'POST'], ['/health', 'GET'], ['/health/live', 'GET'],
       ['/health/ready', 'GET'], ['/metrics', 'GET'], ['/metrics/prometheus', 'GET'],
     ] as const) {
-      app.any(path, (res) => { writeMethodNotAllowed(res, allow) })
+      app.any(path, (res) => { this.metrics.recordError('ERR_METHOD_NOT_ALLOWED'); writeMethodNotAllowed(res, allow) })
     }
     if (this.config.adminToken !== null) {
       const admin = new AdminRoutes(this.models, this.config.adminToken)
@@ -113,7 +119,9 @@ export class PredictionServer {
       app.post('/admin/shadow', (res, req) => { admin.startShadow(res, req) })
       app.del('/admin/shadow', (res, req) => { admin.stopShadow(res, req) })
     }
-    app.any('/*', (res) => { writeError(res, 'ERR_NOT_FOUND') })
+    this.wsServer = new WsServer(this.service, this.metrics, this.log, wsOptionsFrom(this.config))
+    app.ws('/ws', this.wsServer.behavior())
+    app.any('/*', (res) => { this.metrics.recordError('ERR_NOT_FOUND'); writeError(res, 'ERR_NOT_FOUND') })
     return app
   }
 
@@ -158,6 +166,7 @@ export class PredictionServer {
     ])
     if (timer !== null) clearTimeout(timer)
     if (timedOut) logEvents.shutdownTimedOut(this.log, this.service.batcher.depth)
+    this.wsServer?.closeAll()
     await this.models.close()
     this.app.close()
     const model = this.service.setModel(null)

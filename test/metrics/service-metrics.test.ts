@@ -51,9 +51,10 @@ function parseExposition (text: string): Exposition {
     const m = kSampleLine.exec(line)
     if (m === null) throw new Error(`not a sample line: ${JSON.stringify(line)}`)
     const name = m[1]!
-    const allowed = types.get(family ?? '') === 'histogram'
+    const familyType = types.get(family ?? '')
+    const allowed = familyType === 'histogram'
       ? [`${family}_bucket`, `${family}_sum`, `${family}_count`]
-      : [family]
+      : familyType === 'summary' ? [family, `${family}_sum`, `${family}_count`] : [family]
     if (!allowed.includes(name)) throw new Error(`sample ${name} outside its family (${family})`)
     const key = name + (m[2] ?? '')
     if (samples.has(key)) throw new Error(`duplicate series ${key}`)
@@ -399,7 +400,7 @@ t.test('the seed series are all present with the right types', async (t) => {
     ml_workers: 'gauge',
     ml_model_info: 'gauge',
     ml_symbols_tracked: 'gauge',
-    ml_prediction_latency_quantile_ms: 'gauge',
+    ml_prediction_latency_quantile_ms: 'summary',
   }
   for (const [name, type] of Object.entries(expected)) t.equal(e.types.get(name), type, name)
   for (const name of e.types.keys()) t.ok(e.helps.has(name), `${name} has HELP`)

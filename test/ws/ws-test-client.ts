@@ -1,0 +1,130 @@
+/**
+ * A raw WebSocket test client for /ws (the `ws` package): sends exactly the bytes a test gives it,
+ * decodes every server message with the client library's decoders, and waits for messages and
+ * for the close with time limits. Not a *.test.ts file: tap does not run it.
+ */
+import WebSocket from 'ws'
+import { decodeServerBinary, decodeServerText, type ServerMessage } from '../../src/client/wire-codec.js'
+
+export type Received = ServerMessage & { readonly binary: boolean }
+
+export interface CloseInfo { readonly code: number, readonly reason: string }
+
+export class RawWs {
+  readonly socket: WebSocket
+  readonly closed: Promise<CloseInfo>
+  private readonly queue: Received[] = []
+  private waiter: ((m: Received) => void) | null = null
+
+  private constructor (socket: WebSocket) {
+    this.socket = socket
+    this.closed = new Promise((resolve) => {
+      socket.on('close', (code: number, reason: Buffer) => { resolve({ code, reason: reason.toString() }) })
+    })
+    socket.on('error', () => { /* followed by 'close', which the tests observe */ })
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      const m = isBinary
+        ? decodeServerBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+        : decodeServerText(data.toString('utf8'))
+      const received = { ...m, binary: isBinary } as Received
+      const w = this.waiter
+      if (w !== null) {
+        this.waiter = null
+        w(received)
+      } else {
+        this.queue.push(received)
+      }
+    })
+  }
+
+  /** Connects to `url` (ws://host:port/ws...) and resolves once the socket is open. */
+  static async open (url: string, timeoutMs = 5000): Promise<RawWs> {
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: 64 << 20 })
+    socket.binaryType = 'nodebuffer'
+    const raw = new RawWs(socket)
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => { resolve() })
+      socket.once('error', reject)
+    })
+    return raw
+  }
+
+  send (data: Uint8Array | string): void {
+    this.socket.send(data, { binary: typeof data !== 'string' })
+  }
+
+  /** The next server message, or a rejection after `timeoutMs`. */
+  next (timeoutMs = 5000): Promise<Received> {
+    const queued = this.queue.shift()
+    if (queued !== undefined) return Promise.resolve(queued)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null
+        reject(new Error(`no message within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.waiter = (m) => { clearTimeout(timer); resolve(m) }
+    })
+  }
+
+  /** The next `n` messages (any order), each within `timeoutMs`. */
+  async take (n: number, timeoutMs = 10_000): Promise<Received[]> {
+    const out: Received[] = []
+    for (let i = 0; i < n; i++) out.push(await this.next(timeoutMs))
+    return out
+  }
+
+  /** Resolves with the close, or rejects after `timeoutMs`. */
+  waitClose (timeoutMs = 5000): Promise<CloseInfo> {
+    return Promise.race([
+      this.closed,
+      new Promise<CloseInfo>((_resolve, reject) => { setTimeout(() => { reject(new Error(`not closed within ${timeoutMs} ms`)) }, timeoutMs).unref() }),
+    ])
+  }
+
+  close (): void {
+    if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate()
+  }
+}
+
+export function wsUrl (httpUrl: string, query = ''): string {
+  return `${httpUrl.replace(/^http/, 'ws')}/ws${query}`
+}
+
+/** mulberry32: deterministic inputs, so a failure reproduces. */
+export function rng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let x = Math.imul(a ^ (a >>> 15), 1 | a)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const kBarMs = 60_000
+/** Start of a bar two hours back: explicit timestamps keep requests in known, past bars. */
+export const kBaseBar = Math.floor((Date.now() - 2 * 3_600_000) / kBarMs) * kBarMs
+
+/** A full, valid request (HTTP field names) for `symbol`, varied so the model's answers differ. */
+export function marketRequest (symbol: string, rand: () => number, bar = 0): Record<string, number | string> {
+  const price = 50 + rand() * 900
+  const spread = price * (0.00005 + rand() * 0.002)
+  const open = price * (1 + (rand() - 0.5) * 0.01)
+  return {
+    symbol,
+    price,
+    open,
+    high: Math.max(price, open) * (1 + rand() * 0.004),
+    low: Math.min(price, open) * (1 - rand() * 0.004),
+    volume: rand() * 5000,
+    bid_volume: rand() * 800,
+    ask_volume: rand() * 800,
+    best_bid: price - spread / 2,
+    best_ask: price + spread / 2,
+    bid_depth_5: rand() * 300,
+    ask_depth_5: rand() * 300,
+    btc_price: 60_000 + rand() * 5000,
+    funding_rate: (rand() - 0.5) * 0.001,
+    timestamp_ms: kBaseBar + bar * kBarMs,
+  }
+}
