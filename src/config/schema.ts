@@ -24,6 +24,9 @@ export interface RawSettings {
   deadline_ms: number
   max_body_bytes: number
   max_batch_requests: number
+  ws_max_in_flight: number
+  ws_max_backpressure_bytes: number
+  ws_idle_timeout_s: number
   bar_ms: number
   max_gap_bars: number
   max_symbols: number
@@ -55,6 +58,9 @@ export interface Config {
   readonly deadlineMs: number
   readonly maxBodyBytes: number
   readonly maxBatchRequests: number
+  readonly wsMaxInFlight: number
+  readonly wsMaxBackpressureBytes: number
+  readonly wsIdleTimeoutS: number
   readonly barMs: number
   readonly maxGapBars: number
   readonly maxSymbols: number
@@ -144,6 +150,18 @@ export const kSettings: SettingsTable = {
   max_batch_requests: {
     kind: 'integer', min: 1, max: 10_000, default: 1000, env: 'MAX_BATCH_REQUESTS', flag: 'max-batch-requests',
     description: 'Longest list accepted by /predict/batch.',
+  },
+  ws_max_in_flight: {
+    kind: 'integer', min: 1, max: 65_536, default: 1024, env: 'WS_MAX_IN_FLIGHT', flag: 'ws-max-in-flight',
+    description: 'Requests in flight on one WebSocket; more are answered OVERLOADED.',
+  },
+  ws_max_backpressure_bytes: {
+    kind: 'integer', min: 65_536, max: 1_073_741_824, default: 4_194_304, env: 'WS_MAX_BACKPRESSURE_BYTES', flag: 'ws-max-backpressure-bytes',
+    description: 'Unsent bytes buffered for a client that stops reading; past a quarter new requests get OVERLOADED, past all of it the socket is closed.',
+  },
+  ws_idle_timeout_s: {
+    kind: 'integer', min: 8, max: 960, default: 60, env: 'WS_IDLE_TIMEOUT_S', flag: 'ws-idle-timeout-s',
+    description: 'A WebSocket silent this long (pings are sent automatically) is closed as dead (s).',
   },
   bar_ms: {
     kind: 'integer', min: 1000, max: 86_400_000, default: 60_000, env: 'BAR_MS', flag: 'bar-ms',

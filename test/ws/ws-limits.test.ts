@@ -38,12 +38,12 @@ t.test('a frame over max_body_bytes closes the connection with 1009; far over it
 })
 
 t.test('more requests in flight on one connection than max_in_flight: the extra ones get OVERLOADED', async (t) => {
-  const { url } = await startServer(t, { max_batch_requests: 2000, max_queue_size: 10_000 })
+  const { url } = await startServer(t, { max_batch_requests: 2000, max_queue_size: 10_000, ws_max_in_flight: 300 })
   const ws = await RawWs.open(wsUrl(url))
   t.teardown(() => { ws.close() })
   const hello = await ws.next()
   const limit = hello.kind === 'hello' ? hello.hello.max_in_flight : 0
-  t.equal(limit, 1024)
+  t.equal(limit, 300, 'the hello advertises the configured ws_max_in_flight')
   // One frame: every item is admitted or refused before any answer can come back.
   const reqs: PredictionRequest[] = Array.from({ length: limit + 76 }, (_v, i) => ({ price: 100 + i, symbol: `INF_${i}` }))
   ws.send(codec.batch(7, reqs))

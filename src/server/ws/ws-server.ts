@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks'
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
 import { kFeatureNames, kFeatureSetVersion } from '../../features/feature-spec.js'
 import { MarketSnapshot } from '../../features/market-snapshot.js'
+import type { Config } from '../../config/schema.js'
 import type { Logger } from '../../log/logger.js'
 import { logEvents } from '../../log/log-events.js'
 import type { DecodedRequest } from '../../protocol/json-request.js'
@@ -49,27 +50,20 @@ export interface WsOptions {
   readonly idleTimeoutSeconds: number
 }
 
-/** Defaults for the settings the configuration does not (yet) expose. */
-export const kWsDefaults = {
-  maxInFlight: 1024,
-  /** uWS's granularity is about 4 s; pings go out before this so that live peers never hit it. */
-  idleTimeoutSeconds: 60,
-  minBackpressureBytes: 1 << 20,
-} as const
 
 /** Limits derived from the configuration's max_body_bytes and max_batch_requests. */
-export function wsOptionsFrom (config: { maxBodyBytes: number, maxBatchRequests: number, maxClockSkewMs: number, defaultSymbol: string }): WsOptions {
+export function wsOptionsFrom (config: Pick<Config, 'maxBodyBytes' | 'maxBatchRequests' | 'maxClockSkewMs' | 'defaultSymbol' | 'wsMaxInFlight' | 'wsMaxBackpressureBytes' | 'wsIdleTimeoutS'>): WsOptions {
   // The hard limit must hold several of the largest answers (a full batch result) at once.
-  const maxBackpressureBytes = Math.max(kWsDefaults.minBackpressureBytes, 4 * config.maxBodyBytes)
+  const maxBackpressureBytes = Math.max(config.wsMaxBackpressureBytes, 2 * config.maxBodyBytes)
   return {
     maxMessageBytes: config.maxBodyBytes,
     maxBatchRequests: config.maxBatchRequests,
     maxClockSkewMs: config.maxClockSkewMs,
     defaultSymbol: config.defaultSymbol,
-    maxInFlight: kWsDefaults.maxInFlight,
+    maxInFlight: config.wsMaxInFlight,
     softBackpressureBytes: maxBackpressureBytes >> 2,
     maxBackpressureBytes,
-    idleTimeoutSeconds: kWsDefaults.idleTimeoutSeconds,
+    idleTimeoutSeconds: config.wsIdleTimeoutS,
   }
 }
 
