@@ -34,6 +34,7 @@ export interface RawSettings {
   max_clock_skew_ms: number
   warmup_runs: number
   shutdown_timeout_ms: number
+  shutdown_grace_ms: number
   log_level: LogLevel
   log_file: string | null
   admin_token: string | null
@@ -68,6 +69,7 @@ export interface Config {
   readonly maxClockSkewMs: number
   readonly warmupRuns: number
   readonly shutdownTimeoutMs: number
+  readonly shutdownGraceMs: number
   readonly logLevel: LogLevel
   readonly logFile: string | null
   /** Enables the /admin routes (model reload, shadow) for requests bearing this token; null: off. */
@@ -190,6 +192,10 @@ export const kSettings: SettingsTable = {
   shutdown_timeout_ms: {
     kind: 'integer', min: 0, max: 600_000, default: 10_000, env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms',
     description: 'Longest graceful drain on SIGTERM before in-flight work is abandoned (ms).',
+  },
+  shutdown_grace_ms: {
+    kind: 'integer', min: 0, max: 600_000, default: 0, env: 'SHUTDOWN_GRACE_MS', flag: 'shutdown-grace-ms',
+    description: 'On SIGTERM, /health/ready turns 503 at once but requests are still served this long, so load balancers stop routing first (ms).',
   },
   log_level: {
     kind: 'enum', values: kLogLevels, default: 'info', env: 'LOG_LEVEL', flag: 'log-level',

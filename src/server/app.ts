@@ -155,6 +155,12 @@ export class PredictionServer {
   private async doClose (signal: string): Promise<void> {
     const started = performance.now()
     logEvents.shuttingDown(this.log, signal, this.service.batcher.depth)
+    if (this.config.shutdownGraceMs > 0) {
+      // Readiness goes first and serving goes on, so that load balancers stop sending before
+      // anything is refused.
+      this.service.withdrawReadiness()
+      await new Promise(resolve => setTimeout(resolve, this.config.shutdownGraceMs))
+    }
     if (this.listenSocket !== null) {
       uws.us_listen_socket_close(this.listenSocket)
       this.listenSocket = null

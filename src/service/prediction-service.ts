@@ -38,6 +38,7 @@ export class PredictionService {
   private readonly options: PredictionServiceOptions
   private model: LoadedModel | null = null
   private shuttingDown = false
+  private readinessWithdrawn = false
 
   constructor (options: PredictionServiceOptions, metrics: BatcherMetrics) {
     this.options = options
@@ -51,6 +52,11 @@ export class PredictionService {
 
   get currentModel (): LoadedModel | null { return this.model }
   get isShuttingDown (): boolean { return this.shuttingDown }
+  /** False from the start of a shutdown: still serving during the grace period, but not ready. */
+  get isReady (): boolean { return this.model !== null && !this.shuttingDown && !this.readinessWithdrawn }
+
+  /** Start of a graceful shutdown: readiness goes, serving continues until `drain`. */
+  withdrawReadiness (): void { this.readinessWithdrawn = true }
   get defaultSymbol (): string { return this.options.defaultSymbol }
 
   /** Puts a loaded model in service; returns the one it replaced (the caller closes it when drained). */

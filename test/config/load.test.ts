@@ -45,6 +45,7 @@ const kExpectedDefaults: Config = {
   maxClockSkewMs: 60_000,
   warmupRuns: 20,
   shutdownTimeoutMs: 10_000,
+  shutdownGraceMs: 0,
   logLevel: 'info',
   logFile: null,
   adminToken: null,

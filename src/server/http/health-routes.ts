@@ -58,7 +58,7 @@ export class HealthRoutes {
     const model = this.service.currentModel
     if (model === null) {
       writeJson(res, 503, '{"status":"not_ready","detail":"Model not loaded"}')
-    } else if (this.service.isShuttingDown) {
+    } else if (!this.service.isReady) {
       writeJson(res, 503, '{"status":"not_ready","detail":"Shutting down"}')
     } else {
       writeJson(res, 200, `{"status":"ready","model_version":${model.modelVersionJson}}`)
