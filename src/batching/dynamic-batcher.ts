@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { kFeatureCount } from '../features/feature-spec.js'
 import {
-  kStatusDeadlineExceeded, kStatusInternal, kStatusOk, PendingRequest,
+  kStatusDeadlineExceeded, kStatusInternal, kStatusOk, kStatusShuttingDown, PendingRequest,
 } from './pending-request.js'
 
 /** The model side the batcher feeds: a pool of workers and the version it serves. */
@@ -52,7 +52,8 @@ class Batch {
   /** performance.now() of the first request, for max_queue_delay_us. */
   openedMs = 0
   runner: BatchRunner | null = null
-  /** The observer's ticket for this batch, -1 when none. */
+  /** The observer that took this batch and its ticket (-1: none); kept per batch across observer swaps. */
+  observer: BatchObserver | null = null
   ticket = -1
 
   constructor (buffer: ArrayBuffer, capacity: number) {
@@ -160,6 +161,30 @@ export class DynamicBatcher {
     this.schedule()
   }
 
+  /**
+   * A shutdown whose drain timed out: every request still gathering (never sent to a worker) is
+   * answered "shutting down" now. In-flight batches are the pool's to fail.
+   */
+  abandonQueued (): void {
+    if (this.delayTimer !== null) { clearTimeout(this.delayTimer); this.delayTimer = null }
+    while (this.count > 0) {
+      const batch = this.gathering[this.head]!
+      this.gathering[this.head] = null
+      this.head = (this.head + 1) % this.gathering.length
+      this.count--
+      this.queued -= batch.size
+      for (let i = 0; i < batch.size; i++) {
+        const req = batch.requests[i]!
+        batch.requests[i] = null
+        req.status = kStatusShuttingDown
+        this.finish(req)
+      }
+      this.recycle(batch)
+    }
+    this.openBatch = null
+    this.checkIdle()
+  }
+
   /** Resolves when nothing is gathering or in flight (graceful shutdown). */
   whenIdle (): Promise<void> {
     if (this.depth === 0) return Promise.resolve()
@@ -191,6 +216,11 @@ export class DynamicBatcher {
   }
 
   private dispatchOldest (runner: BatchRunner): void {
+    if (this.delayTimer !== null) {
+      // The held batch leaves now (filled, or a worker freed): its timer must not cut the next one short.
+      clearTimeout(this.delayTimer)
+      this.delayTimer = null
+    }
     const batch = this.gathering[this.head]!
     this.gathering[this.head] = null
     this.head = (this.head + 1) % this.gathering.length
@@ -221,6 +251,7 @@ export class DynamicBatcher {
       return
     }
     batch.runner = runner
+    batch.observer = this.observer
     batch.ticket = this.observer === null ? -1 : this.observer.onDispatch(batch.features, kept)
     this.inFlightBatches++
     this.inFlightRequests += kept
@@ -237,7 +268,7 @@ export class DynamicBatcher {
     const runner = batch.runner!
     const rows = batch.size
     this.metrics.recordBatch(rows, Math.round(out[rows]!))
-    if (batch.ticket >= 0 && this.observer !== null) this.observer.onResult(batch.ticket, out, rows)
+    if (batch.ticket >= 0) batch.observer!.onResult(batch.ticket, out, rows)
     for (let i = 0; i < rows; i++) {
       const req = batch.requests[i]!
       batch.requests[i] = null
@@ -254,7 +285,7 @@ export class DynamicBatcher {
   private onBatchFailed (batch: Batch, err: unknown): void {
     const rows = batch.size
     this.metrics.recordBatchFailure(rows, err)
-    if (batch.ticket >= 0 && this.observer !== null) this.observer.onFailure(batch.ticket)
+    if (batch.ticket >= 0) batch.observer!.onFailure(batch.ticket)
     for (let i = 0; i < rows; i++) {
       const req = batch.requests[i]!
       batch.requests[i] = null
@@ -291,6 +322,7 @@ export class DynamicBatcher {
   private recycle (batch: Batch): void {
     batch.size = 0
     batch.runner = null
+    batch.observer = null
     batch.ticket = -1
     this.freeBatches.push(batch)
   }

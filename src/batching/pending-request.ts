@@ -3,7 +3,14 @@ export const kStatusPending = 0
 export const kStatusOk = 1
 export const kStatusDeadlineExceeded = 2
 export const kStatusInternal = 3
-export type RequestStatus = typeof kStatusPending | typeof kStatusOk | typeof kStatusDeadlineExceeded | typeof kStatusInternal
+/** Still queued when a shutdown's drain timed out: never reached the model. */
+export const kStatusShuttingDown = 4
+export type RequestStatus = typeof kStatusPending | typeof kStatusOk | typeof kStatusDeadlineExceeded | typeof kStatusInternal | typeof kStatusShuttingDown
+
+/** The error code a transport answers for a request that did not end OK. */
+export function failureCode (status: RequestStatus): 'ERR_DEADLINE_EXCEEDED' | 'ERR_SHUTTING_DOWN' | 'ERR_INFERENCE' {
+  return status === kStatusDeadlineExceeded ? 'ERR_DEADLINE_EXCEEDED' : status === kStatusShuttingDown ? 'ERR_SHUTTING_DOWN' : 'ERR_INFERENCE'
+}
 
 /** Whoever waits for answers: an HTTP response, a batch of them, a WebSocket connection. */
 export interface PredictionSink {

@@ -40,7 +40,7 @@ export class LoadedModel implements BatchRunner {
 
   run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> { return this.pool.run(buffer, rows) }
 
-  close (): Promise<void> { return this.pool.close() }
+  close (force = false): Promise<void> { return this.pool.close(force) }
 }
 
 /**

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js'
 import { ServiceError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import { logEvents } from '../log/log-events.js'
-import type { PrometheusWriter } from '../metrics/prometheus-writer.js'
+import { label, type PrometheusWriter } from '../metrics/prometheus-writer.js'
 import type { PredictionService } from '../service/prediction-service.js'
 import { loadModel, type LoadedModel } from './model-loader.js'
 import { ShadowScorer, type ShadowStats } from './shadow-scorer.js'
@@ -135,7 +135,7 @@ export class ModelManager {
     w.sample('ml_model_reloads_total', 'outcome="failed"', this.reloadsFailed)
     const s = this.shadowStats()
     if (s === null) return
-    const version = `model_version="${s.model_version.replace(/[\\"\n]/g, '_')}"`
+    const version = label('model_version', s.model_version)
     w.family('ml_shadow_rows_total', 'counter', 'Rows scored by the shadow (candidate) model')
     w.sample('ml_shadow_rows_total', version, s.rows)
     w.family('ml_shadow_skipped_rows_total', 'counter', 'Rows the shadow model skipped because it fell behind')

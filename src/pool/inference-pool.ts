@@ -127,8 +127,10 @@ export class InferencePool {
     return this.piscina.threads
   }
 
-  async close (): Promise<void> {
-    if (this.slots !== null) await this.slots.close()
-    await this.piscina.close({ force: false })
+  /** Graceful by default; `force` (a drain that timed out) fails what is pending and kills the threads. */
+  async close (force = false): Promise<void> {
+    if (this.slots !== null) await this.slots.close(force)
+    if (force) await this.piscina.destroy()
+    else await this.piscina.close({ force: false })
   }
 }

@@ -97,19 +97,36 @@ export class SharedSlots {
 
   /**
    * Lets the batches in flight finish (a retired model's pool closes while its last batches are
-   * still being answered), then stops every serve loop and waits for them to return.
+   * still being answered), then stops every serve loop and waits for them to return. `force`
+   * (the drain timed out: a session may be hung) answers what is still pending with an error at
+   * once and does not wait for the serve loops; the caller then destroys the threads.
    */
-  async close (): Promise<void> {
+  async close (force = false): Promise<void> {
     this.closing = true
-    if (this.free.length < this.slots.length || this.waiting.length > 0) {
+    if (force) {
+      this.failPending(new InferenceError('the server shut down before this batch was answered'))
+    } else if (this.free.length < this.slots.length || this.waiting.length > 0) {
       await new Promise<void>((resolve) => { this.drained = resolve })
     }
     for (const slot of this.slots) {
       Atomics.store(slot.control, kSlotState, kSlotStop)
       Atomics.notify(slot.control, kSlotState)
     }
-    await Promise.allSettled(this.slots.map(s => s.task))
+    if (!force) await Promise.allSettled(this.slots.map(s => s.task))
   }
+
+  private failPending (err: InferenceError): void {
+    for (const w of this.waiting.splice(0)) w.reject(err)
+    for (const slot of this.slots) {
+      const reject = slot.reject
+      if (reject === null) continue
+      slot.target = null
+      slot.resolve = null
+      slot.reject = null
+      reject(err)
+    }
+  }
+
 
   private onWake (slot: Slot): void {
     const control = slot.control
@@ -152,8 +169,15 @@ export class SharedSlots {
       (err: unknown) => {
         // The worker died (crash, OOM, terminate). Piscina replaces the thread; answer the batch it
         // held with INTERNAL now, and give the slot a fresh buffer and serve loop.
-        if (this.closing) return
         this.onWorkerLost(err)
+        if (this.closing) {
+          // No new serve loop while closing, but the batch it held is answered and the slot
+          // released, so close() does not wait for it forever.
+          const reject = slot.reject
+          if (slot.resolve !== null) this.release(slot)
+          if (reject !== null) reject(new InferenceError('the inference worker died while answering this batch', err))
+          return
+        }
         const reject = slot.reject
         const pending = slot.resolve !== null
         slot.renew(this.bytes)

@@ -155,7 +155,7 @@ export class PredictionServer {
   private async doClose (signal: string): Promise<void> {
     const started = performance.now()
     logEvents.shuttingDown(this.log, signal, this.service.batcher.depth)
-    if (this.config.shutdownGraceMs > 0) {
+    if (this.config.shutdownGraceMs > 0 && this.listenSocket !== null) {
       // Readiness goes first and serving goes on, so that load balancers stop sending before
       // anything is refused.
       this.service.withdrawReadiness()
@@ -171,11 +171,20 @@ export class PredictionServer {
       new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.config.shutdownTimeoutMs, true) }),
     ])
     if (timer !== null) clearTimeout(timer)
-    if (timedOut) logEvents.shutdownTimedOut(this.log, this.service.batcher.depth)
+    let model = null
+    if (timedOut) {
+      // A session may be hung: answer what is left before the connections close. Queued
+      // requests get 503 "Shutting down", batches at a worker 500, and the threads are killed.
+      logEvents.shutdownTimedOut(this.log, this.service.batcher.depth)
+      this.service.batcher.abandonQueued()
+      model = this.service.setModel(null)
+      if (model !== null) await model.close(true)
+      await new Promise(resolve => setImmediate(resolve))
+    }
     this.wsServer?.closeAll()
     await this.models.close()
     this.app.close()
-    const model = this.service.setModel(null)
+    model = this.service.setModel(null)
     if (model !== null) await model.close()
     this.metrics.close()
     logEvents.shutdownComplete(this.log, Math.round(performance.now() - started))

@@ -97,9 +97,5 @@ export class PredictionService {
     await this.batcher.whenIdle()
   }
 
-  async close (): Promise<void> {
-    await this.drain()
-    const model = this.setModel(null)
-    if (model !== null) await model.close()
-  }
+
 }

@@ -13,3 +13,18 @@ t.test('shutdown_grace_ms: readiness goes first, requests are still served, then
   await closing
   await t.rejects(fetch(`${url}/health/live`, { signal: AbortSignal.timeout(5000) }), 'closed after the grace period and the drain')
 })
+
+t.test('a drain that times out fails what is left at once instead of hanging', async (t) => {
+  const { url, server } = await startServer(t, { shutdown_timeout_ms: 0, workers: 1, max_batch_size: 1 })
+  const burst = Array.from({ length: 200 }, (_, i) => postJson(`${url}/predict`, { price: 500 + i, symbol: `D${i}` }).then(r => r.status, () => -1))
+  // Close only once requests are really queued behind the single worker.
+  for (let i = 0; i < 500 && server.service.batcher.depth < 20; i++) await new Promise(resolve => setTimeout(resolve, 5))
+  t.ok(server.service.batcher.depth >= 20, `requests in flight at the close (${server.service.batcher.depth})`)
+  const started = performance.now()
+  await server.close('SIGTERM')
+  const statuses = await Promise.all(burst)
+  t.ok(performance.now() - started < 10_000, 'close returned')
+  t.equal(server.service.batcher.depth, 0, 'nothing left unanswered in the server')
+  t.ok(statuses.includes(500), 'what the timed-out drain left was answered 500 at once')
+  t.ok(statuses.every(s => [200, 500, 503, -1].includes(s)), `every request ended: ${[...new Set(statuses)].join(', ')}`)
+})

@@ -26,7 +26,8 @@ export function readBody (res: HttpResponse, req: HttpRequest, maxBytes: number,
     target.onBodyTooLarge()
     return
   }
-  let buffer: Buffer | null = declared > 0 ? Buffer.allocUnsafe(declared) : null
+  // Allocated only when a body spans several chunks; most arrive whole in one.
+  let buffer: Buffer | null = null
   let length = 0
   let refused = false
   res.onData((chunk, isLast) => {
@@ -43,6 +44,7 @@ export function readBody (res: HttpResponse, req: HttpRequest, maxBytes: number,
       target.onBodyTooLarge()
       return
     }
+    if (buffer === null && declared > 0) buffer = Buffer.allocUnsafe(declared)
     if (buffer === null || length + n > buffer.length) {
       const grown = Buffer.allocUnsafe(Math.min(maxBytes, Math.max(length + n, (buffer?.length ?? 1024) * 2)))
       if (buffer !== null) buffer.copy(grown, 0, 0, length)

@@ -31,7 +31,7 @@ export class HealthRoutes {
     const model = this.service.currentModel
     const avg = this.metrics.meanLatencyMs()
     const body = {
-      status: model !== null && !this.service.isShuttingDown ? 'ok' : 'unavailable',
+      status: model === null ? 'unavailable' : this.service.isReady ? 'ok' : 'draining',
       model_loaded: model !== null,
       model_version: model?.modelVersion ?? null,
       uptime_seconds: round3(this.metrics.uptimeSeconds()),

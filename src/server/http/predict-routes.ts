@@ -4,7 +4,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import type { ErrorCode, ValidationIssue } from '../../errors.js'
 import { MarketSnapshot } from '../../features/market-snapshot.js'
 import {
-  kStatusDeadlineExceeded, kStatusOk, type PendingRequest, type PredictionSink,
+  failureCode, kStatusOk, type PendingRequest, type PredictionSink,
 } from '../../batching/pending-request.js'
 import { decodeJsonRequest, type DecodedRequest } from '../../protocol/json-request.js'
 import { kIssue } from '../../protocol/request-fields.js'
@@ -152,7 +152,7 @@ class SingleContext extends PredictContext {
       routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
       return
     }
-    const code: ErrorCode = request.status === kStatusDeadlineExceeded ? 'ERR_DEADLINE_EXCEEDED' : 'ERR_INFERENCE'
+    const code: ErrorCode = failureCode(request.status)
     routes.metrics.recordError(code)
     if (this.aborted) return
     res.cork(() => { writeError(res, code) })
@@ -176,6 +176,9 @@ class BatchContext extends PredictContext {
     }
     const requests = (parsed.value as { requests: unknown[] }).requests
     this.items = new Array<string>(requests.length)
+    // One count held by this loop: an item answered during its own submit (an expired deadline,
+    // a failure) cannot complete the response before every item has been placed.
+    this.pending = 1
     const now = Date.now()
     for (let i = 0; i < requests.length; i++) {
       const loc = ['body', 'requests', i]
@@ -199,7 +202,7 @@ class BatchContext extends PredictContext {
         this.items[i] = batchItemError(code)
       }
     }
-    if (this.pending === 0) this.respond()
+    if (--this.pending === 0) this.respond()
   }
 
   complete (request: PendingRequest): void {
@@ -208,7 +211,7 @@ class BatchContext extends PredictContext {
       routes.metrics.recordPrediction(request.probability)
       this.items[request.tag] = predictionJson(request.probability, request.modelVersionJson, request.symbol, performance.now() - this.startMs)
     } else {
-      const code: ErrorCode = request.status === kStatusDeadlineExceeded ? 'ERR_DEADLINE_EXCEEDED' : 'ERR_INFERENCE'
+      const code: ErrorCode = failureCode(request.status)
       routes.metrics.recordError(code)
       this.items[request.tag] = batchItemError(code)
     }

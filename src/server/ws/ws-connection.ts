@@ -19,7 +19,7 @@
 import { performance } from 'node:perf_hooks'
 import type { WebSocket } from 'uWebSockets.js'
 import {
-  kStatusDeadlineExceeded, kStatusOk, type PendingRequest, type PredictionSink,
+  failureCode, kStatusOk, type PendingRequest, type PredictionSink,
 } from '../../batching/pending-request.js'
 import { kErrorTable, type ErrorCode, type ValidationIssue, type WireCode } from '../../errors.js'
 import type { BatchResultSource } from '../../protocol/fb-codec.js'
@@ -192,7 +192,7 @@ export class WsConnection implements PredictionSink {
     let code: ErrorCode = 'ERR_INFERENCE'
     if (ok) metrics.recordPrediction(request.probability)
     else {
-      code = request.status === kStatusDeadlineExceeded ? 'ERR_DEADLINE_EXCEEDED' : 'ERR_INFERENCE'
+      code = failureCode(request.status)
       metrics.recordError(code)
     }
     const b = this.batchOf[slot]!
