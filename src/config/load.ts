@@ -5,6 +5,7 @@
  * `ConfigError`, before anything binds a port (STYLE B6). The result is deep-frozen.
  */
 
+import { availableParallelism } from 'node:os'
 import { readFileSync, existsSync } from 'node:fs'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -165,6 +166,7 @@ function build (layers: readonly Layer[], problems: string[]): Config {
   // The contract resolves the model path against the process cwd; do it once, here, so a later
   // chdir or a worker thread cannot change which file is meant.
   config.modelPath = resolve(settings.model_path)
+  config.workers = settings.workers === 0 ? defaultWorkerCount() : settings.workers
   config.shadowModelPath = settings.shadow_model_path === null ? null : resolve(settings.shadow_model_path)
   return deepFreeze(config as unknown as Config)
 }
@@ -362,4 +364,13 @@ function deepFreeze<T> (value: T): T {
     for (const child of Object.values(value)) deepFreeze(child)
   }
   return value
+}
+
+/**
+ * workers: 0 -> one inference thread per core, less the core the event loop (HTTP, features,
+ * batching) needs, at least one. On 2 cores that is 1, which measured best: 1/2/4 workers gave
+ * 24.9k/22.4k/20.9k req/s at 64 connections and p50 189/210/243 us at one (bench set `workers`).
+ */
+export function defaultWorkerCount (): number {
+  return Math.max(1, availableParallelism() - 1)
 }

@@ -51,6 +51,7 @@ export interface Config {
   /** Absolute: resolved against the process cwd when the config is built. */
   readonly modelPath: string
   readonly requireModel: boolean
+  /** Effective count: 0 in the settings is resolved to the core-based default when loading. */
   readonly workers: number
   readonly workerTransport: WorkerTransport
   readonly maxBatchSize: number
@@ -122,8 +123,8 @@ export const kSettings: SettingsTable = {
     description: 'Refuse to start without a loadable model; when false, predictions answer 503 "Model not loaded".',
   },
   workers: {
-    kind: 'integer', min: 1, max: 64, default: 4, env: 'WORKERS', flag: 'workers',
-    description: 'Inference worker threads.',
+    kind: 'integer', min: 0, max: 64, default: 0, env: 'WORKERS', flag: 'workers',
+    description: 'Inference worker threads; 0 (default) means one per core less the one the event loop needs, at least 1 (measured best on 2 cores: bench/results/*-workers.json).',
   },
   worker_transport: {
     kind: 'enum', values: kWorkerTransports, default: 'shared-memory', env: 'WORKER_TRANSPORT', flag: 'worker-transport',

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import t from 'tap'
 
-import { configFromSettings, isHelpRequested, loadConfig, type LoadConfigOptions } from '../../src/config/load.js'
+import { configFromSettings, defaultWorkerCount, isHelpRequested, loadConfig, type LoadConfigOptions } from '../../src/config/load.js'
 import { kSettingKeys, kSettings, renderHelp, renderSettingsTable, type Config } from '../../src/config/schema.js'
 
 /** Runs `fn`, which must throw a ConfigError, and returns its problem list. */
@@ -27,7 +27,7 @@ const kExpectedDefaults: Config = {
   port: 8000,
   modelPath: resolve('models/xgboost_phase1_v1.onnx'),
   requireModel: true,
-  workers: 4,
+  workers: defaultWorkerCount(),
   workerTransport: 'shared-memory',
   maxBatchSize: 64,
   maxQueueDelayUs: 0,
@@ -128,11 +128,11 @@ t.test('each kind of bad value, from each source, with the exact message', async
 
   const cases: Array<{ name: string, options: LoadConfigOptions | (() => { options: LoadConfigOptions, label: string }), want: string | string[] }> = [
     // env
-    { name: 'env not an integer', options: { env: { WORKERS: 'abc' } }, want: 'WORKERS (env) must be an integer >= 1, got "abc"' },
-    { name: 'env fraction', options: { env: { WORKERS: '1.5' } }, want: 'WORKERS (env) must be an integer >= 1, got "1.5"' },
+    { name: 'env not an integer', options: { env: { WORKERS: 'abc' } }, want: 'WORKERS (env) must be an integer >= 0, got "abc"' },
+    { name: 'env fraction', options: { env: { WORKERS: '1.5' } }, want: 'WORKERS (env) must be an integer >= 0, got "1.5"' },
     { name: 'env exponent', options: { env: { MAX_BODY_BYTES: '1e6' } }, want: 'MAX_BODY_BYTES (env) must be an integer >= 256, got "1e6"' },
     { name: 'env padded', options: { env: { PORT: ' 80' } }, want: 'PORT (env) must be an integer >= 0, got " 80"' },
-    { name: 'env below minimum', options: { env: { WORKERS: '0' } }, want: 'WORKERS (env) must be an integer >= 1, got "0"' },
+    { name: 'env below minimum', options: { env: { WORKERS: '-1' } }, want: 'WORKERS (env) must be an integer >= 0, got "-1"' },
     { name: 'env above maximum', options: { env: { WORKERS: '65' } }, want: 'WORKERS (env) must be an integer <= 64, got "65"' },
     { name: 'env negative', options: { env: { PORT: '-1' } }, want: 'PORT (env) must be an integer >= 0, got "-1"' },
     { name: 'env bad boolean', options: { env: { REQUIRE_MODEL: 'yes' } }, want: 'REQUIRE_MODEL (env) must be true, false, 1 or 0, got "yes"' },
@@ -140,7 +140,7 @@ t.test('each kind of bad value, from each source, with the exact message', async
     { name: 'env bad pattern', options: { env: { DEFAULT_SYMBOL: 'BTC USDT' } }, want: 'DEFAULT_SYMBOL (env) must be a string matching ^[A-Za-z0-9_-]{1,32}$, got "BTC USDT"' },
     { name: 'env pattern too long', options: { env: { DEFAULT_SYMBOL: 'A'.repeat(33) } }, want: `DEFAULT_SYMBOL (env) must be a string matching ^[A-Za-z0-9_-]{1,32}$, got "${'A'.repeat(33)}"` },
     // flags
-    { name: 'flag not an integer', options: { argv: ['--workers', 'abc'] }, want: '--workers (flag) must be an integer >= 1, got "abc"' },
+    { name: 'flag not an integer', options: { argv: ['--workers', 'abc'] }, want: '--workers (flag) must be an integer >= 0, got "abc"' },
     { name: 'flag above maximum', options: { argv: ['--workers=100'] }, want: '--workers (flag) must be an integer <= 64, got "100"' },
     { name: 'flag below minimum', options: { argv: ['--bar-ms', '999'] }, want: '--bar-ms (flag) must be an integer >= 1000, got "999"' },
     { name: 'flag bad boolean', options: { argv: ['--require-model', 'maybe'] }, want: '--require-model (flag) must be true, false, 1 or 0, got "maybe"' },
@@ -155,8 +155,8 @@ t.test('each kind of bad value, from each source, with the exact message', async
     { name: 'unknown flag with inline value', options: { argv: ['--wrokers=3', 'serve'] }, want: ['--wrokers (flag) is not a known flag; see --help', 'unexpected argument "serve" (flags are written --name value)'] },
     { name: '--config without a value', options: { argv: ['--config='] }, want: '--config (flag) needs a value' },
     // config file
-    { name: 'file string for integer', options: () => viaFile({ workers: '4' }), want: 'workers (FILE) must be an integer >= 1, got "4"' },
-    { name: 'file fraction', options: () => viaFile({ workers: 1.5 }), want: 'workers (FILE) must be an integer >= 1, got 1.5' },
+    { name: 'file string for integer', options: () => viaFile({ workers: '4' }), want: 'workers (FILE) must be an integer >= 0, got "4"' },
+    { name: 'file fraction', options: () => viaFile({ workers: 1.5 }), want: 'workers (FILE) must be an integer >= 0, got 1.5' },
     { name: 'file null for integer', options: () => viaFile({ port: null }), want: 'port (FILE) must be an integer >= 0, got null' },
     { name: 'file below minimum', options: () => viaFile({ max_body_bytes: 100 }), want: 'max_body_bytes (FILE) must be an integer >= 256, got 100' },
     { name: 'file above maximum', options: () => viaFile({ max_queue_delay_us: 1_000_001, deadline_ms: 60_000 }), want: 'max_queue_delay_us (FILE) must be an integer <= 1000000, got 1000001' },
@@ -203,7 +203,7 @@ t.test('config files that cannot be used', async (t) => {
     [`${join(dir, 'array.json')}: must hold a JSON object of settings, got [1,2]`])
   // The defaults file is checked like any other layer, and named as given.
   t.strictSame(problemsOf(() => load({ defaultsFile: join(dir, 'defaults.json') })),
-    [`workers (${join(dir, 'defaults.json')}) must be an integer >= 1, got "many"`])
+    [`workers (${join(dir, 'defaults.json')}) must be an integer >= 0, got "many"`])
 })
 
 t.test('a relative --config path is resolved against the cwd and reported as written', async (t) => {
@@ -212,7 +212,7 @@ t.test('a relative --config path is resolved against the cwd and reported as wri
 })
 
 t.test('every problem is reported at once, in precedence order', async (t) => {
-  const dir = t.testdir({ 'app.json': JSON.stringify({ workers: 0, unknown_key: 1, log_level: 'loud' }) })
+  const dir = t.testdir({ 'app.json': JSON.stringify({ workers: -2, unknown_key: 1, log_level: 'loud' }) })
   const app = join(dir, 'app.json')
   const problems = problemsOf(() => load({
     argv: ['--config', app, '--port', 'http', '--bogus', '--max-symbols=0'],
@@ -221,10 +221,10 @@ t.test('every problem is reported at once, in precedence order', async (t) => {
   }))
   t.strictSame(problems, [
     `unknown_key (${app}) is not a known setting`,
-    `workers (${app}) must be an integer >= 1, got 0`,
+    `workers (${app}) must be an integer >= 0, got -2`,
     `log_level (${app}) must be one of fatal, error, warn, info, debug, trace, silent, got "loud"`,
     'REQUIRE_MODEL (env) must be true, false, 1 or 0, got "maybe"',
-    'WORKERS (env) must be an integer >= 1, got "abc"',
+    'WORKERS (env) must be an integer >= 0, got "abc"',
     'MAX_BATCH_SIZE (env) must be an integer <= 4096, got "5000"',
     '--port (flag) must be an integer >= 0, got "http"',
     '--bogus (flag) is not a known flag; see --help',
@@ -237,7 +237,7 @@ t.test('the ConfigError lists every problem in its message', async (t) => {
   t.throws(() => load({ env: { WORKERS: 'abc', PORT: 'x' } }), {
     name: 'ConfigError',
     code: 'ERR_CONFIG_INVALID',
-    message: 'Invalid configuration:\n  - PORT (env) must be an integer >= 0, got "x"\n  - WORKERS (env) must be an integer >= 1, got "abc"',
+    message: 'Invalid configuration:\n  - PORT (env) must be an integer >= 0, got "x"\n  - WORKERS (env) must be an integer >= 0, got "abc"',
   })
 })
 

@@ -6,7 +6,7 @@
  *   the server's routes and the named port, CONFIG_FILE points at the mounted ConfigMap key, the
  *   ConfigMap's config file passes the server's own config loader, the grace period outlasts
  *   preStop + shutdown_timeout_ms, the pod runs as the image's non-root user, resources are sized
- *   for 2 cores and 4 workers, maxReplicas fits the router's server slots;
+ *   for 2 cores and 1 worker, maxReplicas fits the router's server slots;
  * - the router's deploy/k8s/haproxy.cfg passes `haproxy -c` and has the same defaults and
  *   frontend rules as deploy/haproxy/haproxy.cfg, the file haproxy-affinity.test.ts proves;
  * - `kubectl kustomize` renders the set when kubectl is installed.
@@ -77,7 +77,7 @@ t.test('the inference Deployment: probes, resources, config, shutdown, security'
   t.teardown(() => { rmSync(tmp, { recursive: true, force: true }) })
   writeFileSync(join(tmp, key), cm.data![key]!)
   const config = loadConfig({ argv: [], env: { CONFIG_FILE: join(tmp, key) } })
-  t.equal(config.workers, 4, 'the config file passes the server loader: 4 workers')
+  t.equal(config.workers, 1, 'the config file passes the server loader: 1 worker for 2 requested CPUs (the event loop takes the other)')
   t.equal(config.port, 8000)
   t.equal(config.modelPath, '/app/models/xgboost_phase1_v1.onnx', 'MODEL_PATH as in the image')
 
