@@ -90,7 +90,12 @@ export class SharedSlots {
     control[kSlotRows] = rows
     Atomics.store(control, kSlotState, kSlotRequest)
     Atomics.notify(control, kSlotState)
-    const wait = Atomics.waitAsync(control, kSlotState, kSlotRequest)
+    this.await(slot)
+  }
+
+  /** Calls `onWake` once the slot's state is no longer REQUEST (or on a spurious wake-up: it re-checks). */
+  private await (slot: Slot): void {
+    const wait = Atomics.waitAsync(slot.control, kSlotState, kSlotRequest)
     if (wait.async) void wait.value.then(slot.onWake)
     else slot.onWake()
   }
@@ -131,7 +136,17 @@ export class SharedSlots {
   private onWake (slot: Slot): void {
     const control = slot.control
     const state = Atomics.load(control, kSlotState)
-    if (state === kSlotRequest || slot.resolve === null) return // a stale wake-up: nothing of ours is pending
+    if (slot.resolve === null) return // a stale wake-up: nothing of ours is pending
+    if (state === kSlotRequest) {
+      // Woken while our batch is still unanswered: a spurious wake-up, not a stale one. The worker
+      // stores DONE and only then notifies, so its notify for the previous batch on this slot can
+      // land after we saw DONE (waitAsync returned "not-equal" at once), reused the slot and armed
+      // a new wait: that late notify wakes the new wait. Returning here lost the batch for good
+      // (issue 4: ~1 request in 200,000 never answered on /ws at 64 in flight). Like any futex
+      // waiter, re-check and wait again.
+      this.await(slot)
+      return
+    }
     const target = slot.target!
     const resolve = slot.resolve
     const reject = slot.reject!
