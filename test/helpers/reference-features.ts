@@ -114,14 +114,4 @@ export function referenceFeatures (bars: RefBar[], s: MarketSnapshot, barMs: num
   return f
 }
 
-/** Small deterministic PRNG (mulberry32) so failures reproduce. */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng } from './prng.js'

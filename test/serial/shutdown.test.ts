@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream'
 import t, { type Test } from 'tap'
 import { packageRoot } from '../../src/config/load.js'
 import { kSettings, kSettingKeys } from '../../src/config/schema.js'
+import { prng as rng } from '../helpers/prng.js'
 
 const kRoot = packageRoot()
 
@@ -121,15 +122,6 @@ async function waitForAdmitted (port: number, n: number, timeoutMs: number): Pro
   return false
 }
 
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const kBurst = 200
 const kLateWave = 30

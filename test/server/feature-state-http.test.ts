@@ -7,21 +7,13 @@
  */
 import t, { type Test } from 'tap'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
+import { prng as rng } from '../helpers/prng.js'
 
 const kBarMs = 60_000
 /** Bar 0 of every sequence: three hours back, so 100+ one-minute bars stay in the past. */
 const kBar0 = Math.floor((Date.now() - 3 * 3_600_000) / kBarMs) * kBarMs
 const barTs = (bar: number, offsetMs = 5_000): number => kBar0 + bar * kBarMs + offsetMs
 
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Candle { open: number, high: number, low: number, close: number, volume: number, btc: number }
 

@@ -5,21 +5,12 @@
  */
 import t, { type Test } from 'tap'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
+import { prng as rng } from '../helpers/prng.js'
 
 const kBarMs = 60_000
 /** Start of a bar two hours back: explicit timestamps keep every request in one known bar. */
 const kBar = Math.floor((Date.now() - 2 * 3_600_000) / kBarMs) * kBarMs
 
-/** mulberry32: deterministic inputs, so a failure reproduces. */
-function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** A full, valid request for `symbol`, varied enough that the model's answers differ. */
 function marketRequest (symbol: string, rand: () => number, tsOffsetMs = 0): Record<string, unknown> {

@@ -90,16 +90,7 @@ export function wsUrl (httpUrl: string, query = ''): string {
   return `${httpUrl.replace(/^http/, 'ws')}/ws${query}`
 }
 
-/** mulberry32: deterministic inputs, so a failure reproduces. */
-export function rng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng as rng } from '../helpers/prng.js'
 
 const kBarMs = 60_000
 /** Start of a bar two hours back: explicit timestamps keep requests in known, past bars. */
