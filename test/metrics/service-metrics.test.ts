@@ -404,7 +404,7 @@ t.test('the seed series are all present with the right types', async (t) => {
   }
   for (const [name, type] of Object.entries(expected)) t.equal(e.types.get(name), type, name)
   for (const name of e.types.keys()) t.ok(e.helps.has(name), `${name} has HELP`)
-  t.equal(kPrometheusContentType, 'text/plain; version=0.0.4; charset=utf-8')
+  t.equal(kPrometheusContentType, Registry.PROMETHEUS_CONTENT_TYPE, 'the same content type as prom-client')
 })
 
 t.test('two instances do not share state', async (t) => {
