@@ -17,7 +17,7 @@ import * as flatbuffers from 'flatbuffers'
 import type { ValidationIssue, WireCode } from '../errors.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
 import type { DecodedRequest, DecodeLimits } from './json-request.js'
-import { kIssue, kNumericFields, kSymbolPattern } from './request-fields.js'
+import { kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue } from './request-fields.js'
 import {
   BatchItem, BatchResult, Body, Direction, ErrorCode, ErrorResponse, Hello, Message,
   PredictRequest, Prediction,
@@ -242,16 +242,9 @@ export class FbFrameReader {
         if (field.required) (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.missing })
         continue
       }
-      if (!Number.isFinite(v)) {
-        (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.notFinite })
-        continue
-      }
-      if (field.positive && !(v > 0)) {
-        (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.notPositive })
-        continue
-      }
-      if (field.nonNegative && v < 0) {
-        (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.negative })
+      const issue = numericIssue(field, v)
+      if (issue !== null) {
+        (issues ??= []).push({ loc: [...locPrefix, field.wire], ...issue })
         continue
       }
       snapshot[field.key] = v
@@ -266,13 +259,9 @@ export class FbFrameReader {
 
     const ts = req.timestampMs()
     if (ts !== null) {
-      if (!Number.isSafeInteger(ts) || ts < 0) {
-        (issues ??= []).push({ loc: [...locPrefix, 'timestamp_ms'], ...kIssue.notInteger })
-      } else if (ts > nowMs + limits.maxClockSkewMs) {
-        (issues ??= []).push({ loc: [...locPrefix, 'timestamp_ms'], ...kIssue.futureTimestamp })
-      } else {
-        snapshot.timestampMs = ts
-      }
+      const issue = timestampIssue(ts, nowMs, limits.maxClockSkewMs)
+      if (issue !== null) (issues ??= []).push({ loc: [...locPrefix, 'timestamp_ms'], ...issue })
+      else snapshot.timestampMs = ts
     }
 
     const deadline = req.deadlineMs()

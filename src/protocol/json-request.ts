@@ -1,6 +1,6 @@
 import type { ValidationIssue } from '../errors.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
-import { kIssue, kNumericFields, kSymbolPattern } from './request-fields.js'
+import { kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue } from './request-fields.js'
 
 /** What the decoder extracts besides the snapshot. */
 export interface DecodedRequest {
@@ -51,23 +51,12 @@ export function decodeJsonRequest (
       if (field.required) (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.missing })
       continue
     }
-    if (typeof v !== 'number') {
-      (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.notNumber })
+    const issue = typeof v === 'number' ? numericIssue(field, v) : kIssue.notNumber
+    if (issue !== null) {
+      (issues ??= []).push({ loc: [...locPrefix, field.wire], ...issue })
       continue
     }
-    if (!Number.isFinite(v)) {
-      (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.notFinite })
-      continue
-    }
-    if (field.positive && !(v > 0)) {
-      (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.notPositive })
-      continue
-    }
-    if (field.nonNegative && v < 0) {
-      (issues ??= []).push({ loc: [...locPrefix, field.wire], ...kIssue.negative })
-      continue
-    }
-    snapshot[field.key] = v
+    snapshot[field.key] = v as number
   }
 
   const symbol = Object.hasOwn(body, 'symbol') ? body.symbol : undefined
@@ -79,14 +68,9 @@ export function decodeJsonRequest (
 
   const ts = Object.hasOwn(body, 'timestamp_ms') ? body.timestamp_ms : undefined
   if (ts !== undefined && ts !== null) {
-    if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) {
-      (issues ??= []).push({ loc: [...locPrefix, 'timestamp_ms'], ...kIssue.notInteger })
-    } else if (ts > nowMs + limits.maxClockSkewMs) {
-      // A far-future timestamp would open a bar that makes every real-time request stale.
-      (issues ??= []).push({ loc: [...locPrefix, 'timestamp_ms'], ...kIssue.futureTimestamp })
-    } else {
-      snapshot.timestampMs = ts
-    }
+    const issue = typeof ts === 'number' ? timestampIssue(ts, nowMs, limits.maxClockSkewMs) : kIssue.notInteger
+    if (issue !== null) (issues ??= []).push({ loc: [...locPrefix, 'timestamp_ms'], ...issue })
+    else snapshot.timestampMs = ts as number
   }
 
   const deadline = Object.hasOwn(body, 'deadline_ms') ? body.deadline_ms : undefined

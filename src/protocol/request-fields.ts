@@ -52,3 +52,29 @@ export const kIssue = {
   tooLong: { msg: 'ensure this value has at most %d items', type: 'value_error.list.max_items' },
   badDeadline: { msg: 'ensure this value is an integer greater than 0', type: 'value_error.number.not_gt' },
 } as const
+
+export interface IssueKind {
+  readonly msg: string
+  readonly type: string
+}
+
+/**
+ * The range rules of a numeric field, for a value already known to be a number (each decoder
+ * checks its own wire type first). null when the value is acceptable.
+ */
+export function numericIssue (field: NumericField, v: number): IssueKind | null {
+  if (!Number.isFinite(v)) return kIssue.notFinite
+  if (field.positive && !(v > 0)) return kIssue.notPositive
+  if (field.nonNegative && v < 0) return kIssue.negative
+  return null
+}
+
+/**
+ * timestamp_ms rules: a non-negative integer, and not too far in the future (a far-future
+ * timestamp would open a bar that makes every real-time request for the symbol stale).
+ */
+export function timestampIssue (ts: number, nowMs: number, maxClockSkewMs: number): IssueKind | null {
+  if (!Number.isSafeInteger(ts) || ts < 0) return kIssue.notInteger
+  if (ts > nowMs + maxClockSkewMs) return kIssue.futureTimestamp
+  return null
+}

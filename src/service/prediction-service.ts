@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import type { ErrorCode } from '../errors.js'
 import { DynamicBatcher, type BatcherMetrics } from '../batching/dynamic-batcher.js'
 import type { PredictionSink } from '../batching/pending-request.js'
 import { FeatureStore } from '../features/feature-store.js'
@@ -13,6 +14,20 @@ export const kRejectShuttingDown = 3
 /** timestamp_ms falls in a bar older than the symbol's current one. */
 export const kRejectStale = 4
 export type SubmitResult = typeof kSubmitted | typeof kRejectModelNotLoaded | typeof kRejectOverloaded | typeof kRejectShuttingDown | typeof kRejectStale
+
+/** The error each transport answers for a refusal (stale is a validation issue, answered apart). */
+export const kRejectCode: Readonly<Record<Exclude<SubmitResult, typeof kSubmitted | typeof kRejectStale>, ErrorCode>> = {
+  [kRejectModelNotLoaded]: 'ERR_MODEL_NOT_LOADED',
+  [kRejectOverloaded]: 'ERR_OVERLOADED',
+  [kRejectShuttingDown]: 'ERR_SHUTTING_DOWN',
+}
+
+/** What a transport records per request, on the service's metrics. */
+export interface TransportMetrics {
+  recordRequest (serverUs: number): void
+  recordPrediction (probabilityLong: number): void
+  recordError (code: string): void
+}
 
 export interface PredictionServiceOptions {
   readonly barMs: number

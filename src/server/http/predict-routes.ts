@@ -9,17 +9,10 @@ import {
 import { decodeJsonRequest, type DecodedRequest } from '../../protocol/json-request.js'
 import { kIssue } from '../../protocol/request-fields.js'
 import {
-  kRejectModelNotLoaded, kRejectOverloaded, kRejectShuttingDown, kRejectStale, kSubmitted,
-  type PredictionService, type SubmitResult,
+  kRejectCode, kRejectStale, kSubmitted, type PredictionService, type TransportMetrics,
 } from '../../service/prediction-service.js'
 import { readBody, type BodyTarget } from './body-reader.js'
 import { batchItemError, predictionJson, writeError, writeJson, writeValidationError } from './reply.js'
-
-export interface PredictRouteMetrics {
-  recordRequest (serverUs: number): void
-  recordPrediction (probabilityLong: number): void
-  recordError (code: string): void
-}
 
 export interface PredictRouteOptions {
   readonly maxBodyBytes: number
@@ -30,13 +23,13 @@ export interface PredictRouteOptions {
 /** Shared, per-server state of the predict routes; contexts hold a reference, not copies. */
 export class PredictRoutes {
   readonly service: PredictionService
-  readonly metrics: PredictRouteMetrics
+  readonly metrics: TransportMetrics
   readonly options: PredictRouteOptions
   /** Decoding, the feature update and the row write are synchronous, so one scratch pair serves all. */
   readonly snapshot = new MarketSnapshot()
   readonly decoded: DecodedRequest = { symbol: null, deadlineMs: Number.NaN }
 
-  constructor (service: PredictionService, metrics: PredictRouteMetrics, options: PredictRouteOptions) {
+  constructor (service: PredictionService, metrics: TransportMetrics, options: PredictRouteOptions) {
     this.service = service
     this.metrics = metrics
     this.options = options
@@ -69,11 +62,6 @@ function parseJson (body: Buffer): { ok: true, value: unknown } | { ok: false, m
   }
 }
 
-const kRejectCode: Record<Exclude<SubmitResult, typeof kSubmitted | typeof kRejectStale>, ErrorCode> = {
-  [kRejectModelNotLoaded]: 'ERR_MODEL_NOT_LOADED',
-  [kRejectOverloaded]: 'ERR_OVERLOADED',
-  [kRejectShuttingDown]: 'ERR_SHUTTING_DOWN',
-}
 
 function staleIssue (loc: ReadonlyArray<string | number>): ValidationIssue[] {
   return [{ loc: [...loc, 'timestamp_ms'], ...kIssue.staleTimestamp }]

@@ -26,9 +26,7 @@ import type { BatchResultSource } from '../../protocol/fb-codec.js'
 import { kFrameInvalid, kFrameRequest } from '../../protocol/fb-codec.js'
 import { decodeJsonRequest } from '../../protocol/json-request.js'
 import { kIssue } from '../../protocol/request-fields.js'
-import {
-  kRejectModelNotLoaded, kRejectOverloaded, kRejectShuttingDown, kRejectStale, kSubmitted, type SubmitResult,
-} from '../../service/prediction-service.js'
+import { kRejectCode, kRejectStale, kSubmitted } from '../../service/prediction-service.js'
 import { batchResultText, errorText, messageOf, predictionText } from './ws-json-codec.js'
 import type { WsServer } from './ws-server.js'
 
@@ -37,11 +35,6 @@ export interface WsUserData {
   readonly conn: WsConnection
 }
 
-const kRejectCode: Record<Exclude<SubmitResult, typeof kSubmitted | typeof kRejectStale>, ErrorCode> = {
-  [kRejectModelNotLoaded]: 'ERR_MODEL_NOT_LOADED',
-  [kRejectOverloaded]: 'ERR_OVERLOADED',
-  [kRejectShuttingDown]: 'ERR_SHUTTING_DOWN',
-}
 
 const kInitialSlots = 64
 /** `ws.send` result: 1 sent, 0 buffered (backpressure), 2 dropped (over maxBackpressure). */

@@ -25,15 +25,9 @@ import type { Logger } from '../../log/logger.js'
 import { logEvents } from '../../log/log-events.js'
 import type { DecodedRequest } from '../../protocol/json-request.js'
 import { FbFrameReader, FbWriter, type HelloInfo } from '../../protocol/fb-codec.js'
-import type { PredictionService } from '../../service/prediction-service.js'
+import type { PredictionService, TransportMetrics } from '../../service/prediction-service.js'
 import { WsConnection, type WsUserData } from './ws-connection.js'
 import { helloText, JsonFrameReader } from './ws-json-codec.js'
-
-export interface WsMetrics {
-  recordRequest (serverUs: number): void
-  recordPrediction (probabilityLong: number): void
-  recordError (code: string): void
-}
 
 export interface WsOptions {
   /** Largest message accepted (max_body_bytes); larger ones close the connection with 1009. */
@@ -72,7 +66,7 @@ export const kCloseTooBig = 1009
 
 export class WsServer {
   readonly service: PredictionService
-  readonly metrics: WsMetrics
+  readonly metrics: TransportMetrics
   readonly options: WsOptions
   readonly log: Logger
   /** Decoding, the feature update and the row write are synchronous, so one scratch set serves all. */
@@ -85,7 +79,7 @@ export class WsServer {
   readonly backpressureMessage = 'Overloaded: answers are not being read (backpressure)'
   private readonly connections = new Set<WsConnection>()
 
-  constructor (service: PredictionService, metrics: WsMetrics, log: Logger, options: WsOptions) {
+  constructor (service: PredictionService, metrics: TransportMetrics, log: Logger, options: WsOptions) {
     this.service = service
     this.metrics = metrics
     this.log = log
