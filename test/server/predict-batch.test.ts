@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 import { prng as rng } from '../helpers/prng.js'
+import { marketFields } from '../helpers/market-request.js'
 
 const kBarMs = 60_000
 /** Start of a bar two hours back: explicit timestamps keep every request in one known bar. */
@@ -14,26 +15,7 @@ const kBar = Math.floor((Date.now() - 2 * 3_600_000) / kBarMs) * kBarMs
 
 /** A full, valid request for `symbol`, varied enough that the model's answers differ. */
 function marketRequest (symbol: string, rand: () => number, tsOffsetMs = 0): Record<string, unknown> {
-  const price = 50 + rand() * 900
-  const spread = price * (0.00005 + rand() * 0.002)
-  const open = price * (1 + (rand() - 0.5) * 0.01)
-  return {
-    symbol,
-    price,
-    open,
-    high: Math.max(price, open) * (1 + rand() * 0.004),
-    low: Math.min(price, open) * (1 - rand() * 0.004),
-    volume: rand() * 5000,
-    bid_volume: rand() * 800,
-    ask_volume: rand() * 800,
-    best_bid: price - spread / 2,
-    best_ask: price + spread / 2,
-    bid_depth_5: rand() * 300,
-    ask_depth_5: rand() * 300,
-    btc_price: 60_000 + rand() * 5000,
-    funding_rate: (rand() - 0.5) * 0.001,
-    timestamp_ms: kBar + tsOffsetMs,
-  }
+  return { ...marketFields(symbol, rand), timestamp_ms: kBar + tsOffsetMs }
 }
 
 function assertPrediction (t: Test, item: any, symbol: string): void {

@@ -5,6 +5,7 @@
  */
 import WebSocket from 'ws'
 import { decodeServerBinary, decodeServerText, type ServerMessage } from '../../src/client/wire-codec.js'
+import { marketFields } from '../helpers/market-request.js'
 
 export type Received = ServerMessage & { readonly binary: boolean }
 
@@ -98,24 +99,5 @@ export const kBaseBar = Math.floor((Date.now() - 2 * 3_600_000) / kBarMs) * kBar
 
 /** A full, valid request (HTTP field names) for `symbol`, varied so the model's answers differ. */
 export function marketRequest (symbol: string, rand: () => number, bar = 0): Record<string, number | string> {
-  const price = 50 + rand() * 900
-  const spread = price * (0.00005 + rand() * 0.002)
-  const open = price * (1 + (rand() - 0.5) * 0.01)
-  return {
-    symbol,
-    price,
-    open,
-    high: Math.max(price, open) * (1 + rand() * 0.004),
-    low: Math.min(price, open) * (1 - rand() * 0.004),
-    volume: rand() * 5000,
-    bid_volume: rand() * 800,
-    ask_volume: rand() * 800,
-    best_bid: price - spread / 2,
-    best_ask: price + spread / 2,
-    bid_depth_5: rand() * 300,
-    ask_depth_5: rand() * 300,
-    btc_price: 60_000 + rand() * 5000,
-    funding_rate: (rand() - 0.5) * 0.001,
-    timestamp_ms: kBaseBar + bar * kBarMs,
-  }
+  return { ...marketFields(symbol, rand), timestamp_ms: kBaseBar + bar * kBarMs }
 }
