@@ -15,6 +15,17 @@ export interface ShadowStats {
   readonly failed_batches: number
 }
 
+/** What the scorer needs of the candidate: its own pool to run batches on, and its name. */
+export type ShadowCandidate = Pick<LoadedModel, 'run' | 'workers' | 'modelVersion'>
+
+/**
+ * Batches that may await the candidate at once. A batch is at most max_batch_size rows (a few KB),
+ * so a window this wide costs little memory, and it absorbs the candidate's pool being scheduled
+ * later than the serving one on a busy machine; only a candidate that keeps falling behind is
+ * sampled.
+ */
+export function defaultShadowWindow (workers: number): number { return Math.max(32, workers * 8) }
+
 interface Pending {
   rows: number
   primary: Float32Array | null
@@ -29,8 +40,8 @@ interface Pending {
  * both answered their probabilities are compared row by row. A candidate that falls behind is
  * sampled (batches skipped), never queued without bound.
  */
-export class ShadowScorer implements BatchObserver {
-  readonly model: LoadedModel
+export class ShadowScorer<Candidate extends ShadowCandidate = LoadedModel> implements BatchObserver {
+  readonly model: Candidate
   private readonly maxInFlight: number
   private readonly pending = new Map<number, Pending>()
   private nextTicket = 0
@@ -42,7 +53,7 @@ export class ShadowScorer implements BatchObserver {
   private skippedRows = 0
   private failedBatches = 0
 
-  constructor (model: LoadedModel, maxInFlight = model.workers * 2) {
+  constructor (model: Candidate, maxInFlight = defaultShadowWindow(model.workers)) {
     this.model = model
     this.maxInFlight = maxInFlight
   }
