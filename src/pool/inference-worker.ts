@@ -6,8 +6,8 @@
  * await: Piscina loads handlers with require() first, which cannot load a module that has one.
  */
 import { BroadcastChannel, threadId } from 'node:worker_threads'
-import * as ort from 'onnxruntime-node'
 import { move, workerData } from 'piscina'
+import { openBatchSession, type BatchSession } from './batch-session.js'
 import {
   kSlotControlBytes, kSlotDone, kSlotFailed, kSlotRequest, kSlotRows, kSlotState, kSlotStop,
   type BatchTask, type InferenceWorkerData, type ServeTask, type WorkerReadyMessage,
@@ -22,25 +22,18 @@ function report (message: WorkerReadyMessage): void {
   channel.close()
 }
 
-async function openSession (): Promise<ort.InferenceSession> {
-  // One intra-op thread: parallelism comes from the worker count, and ORT's own pool would
-  // oversubscribe the cores (and spin) with several sessions per process (SERVING-NOTES §3.4).
-  const created = await ort.InferenceSession.create(data.modelPath, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  })
+async function openSession (): Promise<BatchSession> {
+  const created = await openBatchSession({ modelPath: data.modelPath, inputName, outputName, featureCount })
   const warm = new Float32Array(data.maxBatchSize * featureCount).fill(Number.NaN)
   for (let i = 0; i < data.warmupRuns; i++) {
     const rows = i % 2 === 0 ? 1 : data.maxBatchSize
-    await created.run({ [inputName]: new ort.Tensor('float32', warm.subarray(0, rows * featureCount), [rows, featureCount]) }, [outputName])
+    await created.run(warm.subarray(0, rows * featureCount), rows)
   }
   return created
 }
 
 /** Loaded and warmed once per worker; reported on the pool's channel either way. */
-const sessionReady: Promise<ort.InferenceSession> = openSession().then(
+const sessionReady: Promise<BatchSession> = openSession().then(
   (session) => {
     report({ threadId, ok: true, error: null })
     return session
@@ -51,12 +44,10 @@ const sessionReady: Promise<ort.InferenceSession> = openSession().then(
   },
 )
 
-async function runBatch (session: ort.InferenceSession, task: BatchTask): Promise<unknown> {
+async function runBatch (session: BatchSession, task: BatchTask): Promise<unknown> {
   const { buffer, rows } = task
   const started = process.hrtime.bigint()
-  const input = new Float32Array(buffer, 0, rows * featureCount)
-  const result = await session.run({ [inputName]: new ort.Tensor('float32', input, [rows, featureCount]) }, [outputName])
-  const probabilities = result[outputName]!.data as Float32Array
+  const probabilities = await session.run(new Float32Array(buffer, 0, rows * featureCount), rows)
   const out = new Float32Array(buffer)
   // probabilities is [rows, 2]: column 1 is P(up). Written over the consumed input.
   for (let i = 0; i < rows; i++) out[i] = probabilities[i * 2 + 1]!
@@ -69,7 +60,7 @@ async function runBatch (session: ort.InferenceSession, task: BatchTask): Promis
  * this worker's slot (layout in messages.ts). ORT refuses tensors over shared memory, so rows are
  * copied into this worker's own buffer first (a memcpy, no allocation).
  */
-async function serveLoop (session: ort.InferenceSession, task: ServeTask): Promise<number> {
+async function serveLoop (session: BatchSession, task: ServeTask): Promise<number> {
   const control = new Int32Array(task.slot, 0, kSlotControlBytes / 4)
   const shared = new Float32Array(task.slot, kSlotControlBytes)
   const local = new Float32Array(shared.length)
@@ -86,8 +77,9 @@ async function serveLoop (session: ort.InferenceSession, task: ServeTask): Promi
     const started = process.hrtime.bigint()
     try {
       local.set(shared.subarray(0, width))
-      const result = await session.run({ [inputName]: new ort.Tensor('float32', local.subarray(0, width), [rows, featureCount]) }, [outputName])
-      const probabilities = result[outputName]!.data as Float32Array
+      // The native session answers synchronously: no await, so no trip round the event loop.
+      const answer = session.run(local.subarray(0, width), rows)
+      const probabilities = answer instanceof Float32Array ? answer : await answer
       for (let i = 0; i < rows; i++) shared[i] = probabilities[i * 2 + 1]!
       shared[rows] = Number(process.hrtime.bigint() - started) / 1000
       Atomics.store(control, kSlotState, kSlotDone)
@@ -115,6 +107,6 @@ const batchHandler = sessionReadyHandler((session) => (task: BatchTask) => runBa
 batchHandler.catch(() => {})
 export default batchHandler
 
-function sessionReadyHandler<T> (make: (session: ort.InferenceSession) => T): Promise<T> {
+function sessionReadyHandler<T> (make: (session: BatchSession) => T): Promise<T> {
   return sessionReady.then(make)
 }

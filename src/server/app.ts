@@ -13,6 +13,9 @@ import { PredictRoutes } from './http/predict-routes.js'
 import { writeError, writeMethodNotAllowed } from './http/reply.js'
 import { WsServer, wsOptionsFrom } from './ws/ws-server.js'
 
+/** LIBUS_LISTEN_EXCLUSIVE_PORT (index.mjs exports it; index.d.mts declares it only inside a non-exported enum). */
+const kListenExclusivePort = 1
+
 /**
  * The running service: uWS front end, prediction service, model pool, metrics. Transports only
  * decode, call the service, and encode; nothing below the service sees a uWS object.
@@ -128,7 +131,12 @@ export class PredictionServer {
   private listen (): Promise<void> {
     const { host, port } = this.config
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (token) => {
+      // uWS listens with SO_REUSEPORT unless told otherwise: a second server started on the same
+      // port would then silently share its connections, each with its own per-symbol feature
+      // state. Exclusive: the second one fails to start instead. (The (host, port, options, cb)
+      // form exists in the native binding but not in its type declarations.)
+      const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: (token: uws.us_listen_socket | false) => void) => void
+      listen.call(this.app, host, port, kListenExclusivePort, (token) => {
         if (token === false) {
           logEvents.listenFailed(this.log, host, port)
           reject(new Error(`could not listen on ${host}:${port} (in use, or not an address of this machine)`))

@@ -1,0 +1,124 @@
+/**
+ * One onnxruntime-node session as the worker uses it: a batch of rows in, P(up) per row out.
+ *
+ * onnxruntime-node's public `session.run` defers every call with `setImmediate` and wraps it in
+ * two promises and a fresh Tensor per output (onnxruntime-node/dist/backend.js). In a serve loop
+ * that has just left `Atomics.wait`, that means one more trip round the worker's event loop per
+ * batch. The native binding underneath runs synchronously, so when this version of the package
+ * exposes it we call it directly; otherwise (a future layout) the public API is used. Both load
+ * the model with the same options and give the same numbers (test/pool/batch-session.test.ts).
+ */
+import { createRequire } from 'node:module'
+import * as ort from 'onnxruntime-node'
+
+export const kSessionOptions = {
+  // One intra-op thread: parallelism comes from the worker count, and ORT's own pool would
+  // oversubscribe the cores (and spin) with several sessions per process (SERVING-NOTES §3.4).
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+} as const satisfies ort.InferenceSession.SessionOptions
+
+interface NativeSession {
+  loadModel (path: string, options: object): void
+  run (feeds: Record<string, ort.Tensor>, fetches: Record<string, null>, options: object): Record<string, { data: unknown }>
+}
+
+interface NativeBinding {
+  binding: { InferenceSession: new () => NativeSession }
+  initOrt: () => void
+}
+
+export interface BatchSession {
+  /** 'native': the synchronous binding; 'public': onnxruntime-node's InferenceSession. */
+  readonly kind: 'native' | 'public'
+  /** Probabilities of shape [rows, 2] (class 0, class 1), row-major. Input rows * featureCount floats. */
+  run (input: Float32Array, rows: number): Float32Array | Promise<Float32Array>
+}
+
+export interface BatchSessionOptions {
+  readonly modelPath: string
+  readonly inputName: string
+  readonly outputName: string
+  readonly featureCount: number
+  /** Test hook: skip the native binding. */
+  readonly forcePublic?: boolean
+}
+
+export async function openBatchSession (options: BatchSessionOptions): Promise<BatchSession> {
+  const native = options.forcePublic === true ? null : loadNativeBinding()
+  if (native !== null) {
+    try {
+      return new NativeBatchSession(native, options)
+    } catch (err) {
+      // A load error is the model's, not the binding's: the public API would fail the same way,
+      // and its message is the one users know.
+      if (!(err instanceof TypeError)) throw err
+    }
+  }
+  const session = await ort.InferenceSession.create(options.modelPath, kSessionOptions)
+  return new PublicBatchSession(session, options)
+}
+
+function loadNativeBinding (): NativeBinding | null {
+  try {
+    const mod = createRequire(import.meta.url)('onnxruntime-node/dist/binding.js') as Partial<NativeBinding>
+    if (typeof mod.initOrt !== 'function' || typeof mod.binding?.InferenceSession !== 'function') return null
+    return mod as NativeBinding
+  } catch {
+    return null
+  }
+}
+
+class NativeBatchSession implements BatchSession {
+  readonly kind = 'native'
+  private readonly session: NativeSession
+  private readonly inputName: string
+  private readonly outputName: string
+  private readonly featureCount: number
+  /** Reused per call: the binding reads them, never keeps them. */
+  private readonly feeds: Record<string, ort.Tensor> = {}
+  private readonly fetches: Record<string, null>
+  private readonly runOptions = {}
+
+  constructor (native: NativeBinding, options: BatchSessionOptions) {
+    native.initOrt()
+    this.session = new native.binding.InferenceSession()
+    this.session.loadModel(options.modelPath, { ...kSessionOptions, executionProviders: [{ name: 'cpu' }] })
+    this.inputName = options.inputName
+    this.outputName = options.outputName
+    this.featureCount = options.featureCount
+    this.fetches = { [options.outputName]: null }
+  }
+
+  run (input: Float32Array, rows: number): Float32Array {
+    this.feeds[this.inputName] = new ort.Tensor('float32', input, [rows, this.featureCount])
+    const out = this.session.run(this.feeds, this.fetches, this.runOptions)[this.outputName]
+    const data = out?.data
+    if (!(data instanceof Float32Array)) throw new TypeError(`model output ${this.outputName} is not float32`)
+    return data
+  }
+}
+
+class PublicBatchSession implements BatchSession {
+  readonly kind = 'public'
+  private readonly session: ort.InferenceSession
+  private readonly inputName: string
+  private readonly outputName: string
+  private readonly fetches: string[]
+  private readonly featureCount: number
+
+  constructor (session: ort.InferenceSession, options: BatchSessionOptions) {
+    this.session = session
+    this.inputName = options.inputName
+    this.outputName = options.outputName
+    this.fetches = [options.outputName]
+    this.featureCount = options.featureCount
+  }
+
+  async run (input: Float32Array, rows: number): Promise<Float32Array> {
+    const result = await this.session.run({ [this.inputName]: new ort.Tensor('float32', input, [rows, this.featureCount]) }, this.fetches)
+    return result[this.outputName]!.data as Float32Array
+  }
+}
