@@ -22,7 +22,9 @@ t.test('frozen, killed, restarted: timeout fallback, fail-fast on disconnect, re
   const prediction = await client.predictWithFallback({ price: 612.5, symbol: 'BNBUSDT' })
   const elapsed = performance.now() - started
   t.equal(prediction, null, 'a frozen server: fallback mode (null)')
-  t.ok(elapsed >= 99 && elapsed < 1000, `after the 100 ms timeout (${elapsed.toFixed(1)} ms)`)
+  // Not >= 100: libuv arms a timer from the loop's cached clock, so it can fire early by however
+  // long this tick has run (more than a millisecond when a loaded machine preempts the process).
+  t.ok(elapsed >= 90 && elapsed < 1000, `after the 100 ms timeout (${elapsed.toFixed(1)} ms)`)
   t.equal(logger.lines.at(-1)?.message, 'ML prediction failed (fallback mode): timeout after 100ms', 'the bot\'s line, word for word')
   t.equal(logger.lines.at(-1)?.level, 'warn')
   await t.rejects(client.predict({ price: 1 }, { timeoutMs: 50 }), { code: 'ERR_CLIENT_TIMEOUT', timeoutMs: 50, message: 'timeout after 50ms' })
@@ -32,13 +34,15 @@ t.test('frozen, killed, restarted: timeout fallback, fail-fast on disconnect, re
     () => ({ code: 'answered', at: performance.now() }),
     (err: { code: string }) => ({ code: err.code, at: performance.now() }),
   ))
-  await waitFor(() => client.inFlight === 20, 2000, 'the calls to be sent')
+  await waitFor(() => client.inFlight === 20, 15_000, 'the calls to be sent')
   const killedAt = performance.now()
   await first.kill()
   const outcomes = await Promise.all(inFlight)
   t.ok(outcomes.every(o => o.code === 'ERR_CLIENT_DISCONNECTED'), 'every call in flight failed with ERR_CLIENT_DISCONNECTED')
   const slowest = Math.max(...outcomes.map(o => o.at - killedAt))
-  t.ok(slowest < 2000, `at once, not after the 30 s timeout (${slowest.toFixed(0)} ms)`)
+  // The bound includes the kernel tearing the process down; a loaded machine may take a few
+  // seconds. Still far below the calls' 30 s timeout, which is what a missed disconnect waits for.
+  t.ok(slowest < 10_000, `at once, not after the 30 s timeout (${slowest.toFixed(0)} ms)`)
   t.equal(client.inFlight, 0)
 
   // A new process on the same port (the port is free once the old process is gone).

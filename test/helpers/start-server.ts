@@ -21,6 +21,10 @@ export async function startServer (t: Test, settings: Partial<RawSettings> = {})
     workers: 2,
     warmup_runs: 2,
     log_level: 'silent',
+    // The shipped 1 s default deadline turns a queue wait on a loaded CI machine (bursts of a few
+    // hundred rows behind two workers) into 504s in tests that are not about deadlines. Tests of
+    // deadlines set deadline_ms (or a request's deadline_ms) themselves.
+    deadline_ms: 60_000,
     ...settings,
   })
   const server = await PredictionServer.start(config, createLogger(config.logLevel, null))

@@ -87,7 +87,7 @@ async function predict (base: string, symbol: string, snapshot: Record<string, u
 }
 
 async function serverStatus (statsUrl: string): Promise<Map<string, string>> {
-  const text = await (await fetch(`${statsUrl};csv`, { signal: AbortSignal.timeout(2000) })).text()
+  const text = await (await fetch(`${statsUrl};csv`, { signal: AbortSignal.timeout(10_000) })).text()
   const lines = text.trim().split('\n')
   const header = lines[0]!.replace(/^# /, '').split(',')
   const px = header.indexOf('pxname')
@@ -120,7 +120,7 @@ async function startHaproxy (t: Test, replicas: Array<{ port: number }>, config:
   })
   const proxy = { url: `http://127.0.0.1:${port}`, stats: `http://127.0.0.1:${statsPort}/stats`, daemon }
   try {
-    await waitFor('HAProxy sees three replicas UP', 15_000, async () => {
+    await waitFor('HAProxy sees three replicas UP', 30_000, async () => {
       const status = await serverStatus(proxy.stats)
       return status.size === 3 && [...status.values()].every((s) => s.startsWith('UP')) ? true : null
     }, () => daemon.exitReason())

@@ -17,17 +17,34 @@ async function admin (url: string, path: string, body: unknown, token: string | 
 
 interface Answer { status: number, version: string | null, ms: number, loop: number }
 
+/** Resolves once `condition` holds (checked every 10 ms), or after `maxMs` (the caller asserts). */
+async function until (condition: () => boolean, maxMs: number): Promise<void> {
+  const deadline = Date.now() + maxMs
+  while (!condition() && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+}
+
 /**
  * Sequential request loops recording every answer, until `stop()` is called (and then one more
- * second), never longer than `maxMs`: the rollout steps take as long as the machine needs.
+ * second, and until every loop has had `perLoopAfterStop` more answers), never longer than
+ * `maxMs`: the rollout steps take as long as the machine needs.
  */
-function steadyLoad (url: string, loops: number, maxMs: number): { stop: () => void, done: Promise<Answer[]> } {
+function steadyLoad (url: string, loops: number, maxMs: number, perLoopAfterStop = 5): { answers: Answer[], stop: () => void, done: Promise<Answer[]> } {
   const answers: Answer[] = []
-  let until = Date.now() + maxMs
-  const stop = (): void => { until = Math.min(until, Date.now() + 1000) }
+  const hardStop = Date.now() + maxMs
+  let stopAt = Infinity
+  let stopped = false
+  const countAtStop: number[] = new Array<number>(loops).fill(0)
+  const count: number[] = new Array<number>(loops).fill(0)
+  const stop = (): void => {
+    stopped = true
+    stopAt = Date.now() + 1000
+    count.forEach((n, loop) => { countAtStop[loop] = n })
+  }
+  const running = (loop: number): boolean =>
+    Date.now() < hardStop && (!stopped || Date.now() < stopAt || count[loop]! - countAtStop[loop]! < perLoopAfterStop)
   const done = Promise.all(Array.from({ length: loops }, async (_, loop) => {
     let i = 0
-    while (Date.now() < until) {
+    while (running(loop)) {
       const started = performance.now()
       let status = 0
       let version: string | null = null
@@ -37,9 +54,10 @@ function steadyLoad (url: string, loops: number, maxMs: number): { stop: () => v
         version = r.body?.model_version ?? null
       } catch { status = -1 }
       answers.push({ status, version, ms: performance.now() - started, loop })
+      count[loop]!++
     }
   })).then(() => answers)
-  return { stop, done }
+  return { answers, stop, done }
 }
 
 t.test('a new model version goes into service under steady load without a failed or stalled request', async (t) => {
@@ -50,8 +68,14 @@ t.test('a new model version goes into service under steady load without a failed
   writeModel(dir, 'mismatch', { model_version: 'rollout_mismatch', feature_names: [...(kShippedMeta.feature_names as string[])].reverse() })
   const { url, server } = await startServer(t, { model_path: v1, admin_token: kToken, workers: 2 })
 
-  const load = steadyLoad(url, 6, 60_000)
-  await new Promise(resolve => setTimeout(resolve, 1000))
+  // Every loop goes on for a second after stop() and 15 answers more: over 100 answers in all.
+  const load = steadyLoad(url, 6, 60_000, 15)
+  // At least a second of v1 traffic, and v1 answers on every loop before the swap (a condition,
+  // not a sleep: a loaded machine may need longer to get there).
+  const loadStarted = Date.now()
+  const v1OnEveryLoop = (): boolean => [0, 1, 2, 3, 4, 5].every(loop => load.answers.filter(a => a.loop === loop && a.version === 'rollout_v1').length >= 5)
+  await until(() => Date.now() - loadStarted >= 1000 && v1OnEveryLoop(), 30_000)
+  t.ok(v1OnEveryLoop(), 'every loop was served by v1 before the swap')
   const swap = await admin(url, '/admin/reload', { model_path: 'candidate.onnx' })
   t.equal(swap.status, 200, 'reload answered 200')
   t.match(swap.body, { model_version: 'rollout_v2', previous_version: 'rollout_v1' })
@@ -74,8 +98,14 @@ t.test('a new model version goes into service under steady load without a failed
   t.ok(answers.length > 100, `${answers.length} requests during the rollout`)
   const failed = answers.filter(a => a.status !== 200)
   t.equal(failed.length, 0, 'no request failed across the reloads')
-  const slowest = Math.max(...answers.map(a => a.ms))
-  t.ok(slowest < 2000, `no request stalled (slowest ${slowest.toFixed(1)} ms)`)
+  const times = answers.map(a => a.ms).sort((a, b) => a - b)
+  const slowest = times[times.length - 1]!
+  const median = times[Math.floor(times.length / 2)]!
+  // A stall is a request held for seconds while a model loads. 2 s is ~25x the slowest request on
+  // an idle 2-core machine; on a machine so loaded that a typical request takes over 40 ms, the
+  // bound scales with it (50x the median) instead of failing on the machine's own slowness.
+  const stallMs = Math.max(2000, 50 * median)
+  t.ok(slowest < stallMs, `no request stalled (slowest ${slowest.toFixed(1)} ms, median ${median.toFixed(1)} ms, bound ${stallMs.toFixed(0)} ms)`)
   t.ok(answers.some(a => a.version === 'rollout_v1') && answers.some(a => a.version === 'rollout_v2'), 'answers came from both versions')
   for (let loop = 0; loop < 6; loop++) {
     const versions = answers.filter(a => a.loop === loop).map(a => a.version)
@@ -118,15 +148,22 @@ t.test('shadow mode scores a candidate on live traffic and reports agreement wit
     const r = await postJson(`${url}/predict`, { price: 600 + i, volume: 5 + i, symbol: `S${i % 4}` })
     t.equal(r.body.model_version, 'serving_v1', 'answers still come from the serving model')
   }
-  // The candidate answers asynchronously; wait (bounded) for its comparisons.
+  // The candidate answers asynchronously; wait (bounded by time, generously: a loaded machine
+  // may be slow to finish its batches) for its comparisons.
   let shadow: any = null
-  for (let i = 0; i < 100 && (shadow === null || shadow.rows + shadow.skipped_rows < 40); i++) {
+  const waitUntil = Date.now() + 30_000
+  for (;;) {
     shadow = (await getJson(`${url}/metrics`)).body.shadow
+    if ((shadow !== null && shadow.rows + shadow.skipped_rows >= 40) || Date.now() > waitUntil) break
     await new Promise(resolve => setTimeout(resolve, 50))
   }
-  // Sequential requests keep the candidate at most a batch or two behind: well inside its window,
-  // so every row is compared (the sampling itself is tested in test/model/shadow-window.test.ts).
-  t.match(shadow, { model_version: 'candidate_v2', rows: 40, direction_agreement: 1, mean_abs_diff: 0, skipped_rows: 0 })
+  // Sequential requests keep the candidate a batch or two behind, well inside its window; but a
+  // candidate thread starved of CPU for ~30 requests is sampled, by design (that sampling is tested
+  // deterministically in test/model/shadow-window.test.ts). Here: every row accounted for, and the
+  // ones compared agree exactly (the candidate is the same model).
+  t.match(shadow, { model_version: 'candidate_v2', direction_agreement: 1, mean_abs_diff: 0 })
+  t.equal(shadow.rows + shadow.skipped_rows, 40, 'every row was compared or counted as skipped')
+  t.ok(shadow.rows > 0, `rows compared: ${shadow.rows as number}`)
   const prom = await (await fetch(`${url}/metrics/prometheus`)).text()
   t.match(prom, /ml_shadow_direction_agreement_ratio\{model_version="candidate_v2"\} 1/)
   t.match((await getJson(`${url}/health`)).body.shadow, { model_version: 'candidate_v2' })
@@ -139,7 +176,7 @@ async function startChild (t: Test, args: string[]): Promise<{ url: string, pid:
   const exited = new Promise<number | null>(resolve => child.on('exit', code => { resolve(code) }))
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('server did not start in 30 s')) }, 30_000)
+    const timer = setTimeout(() => { reject(new Error('server did not start in 60 s')) }, 60_000)
     let buf = ''
     child.stdout.on('data', (chunk: Buffer) => {
       buf += chunk.toString()
@@ -150,9 +187,11 @@ async function startChild (t: Test, args: string[]): Promise<{ url: string, pid:
   return { url: `http://127.0.0.1:${port}`, pid: child.pid!, exited }
 }
 
+/** Polls /health until `version` serves; 30 s at most (a reload on a loaded machine is slow). */
 async function waitForVersion (url: string, version: string): Promise<string | null> {
   let seen: string | null = null
-  for (let i = 0; i < 100; i++) {
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
     seen = (await getJson(`${url}/health`)).body.model_version
     if (seen === version) return seen
     await new Promise(resolve => setTimeout(resolve, 100))

@@ -2,7 +2,9 @@ import t from 'tap'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 
 t.test('shutdown_grace_ms: readiness goes first, requests are still served, then the drain', async (t) => {
-  const { url, server } = await startServer(t, { shutdown_grace_ms: 1500 })
+  // The two requests below must land inside the grace period: a few ms normally, and the period
+  // is long enough that a stalled CI machine does not push the second past it (a refused fetch).
+  const { url, server } = await startServer(t, { shutdown_grace_ms: 5000 })
   t.equal((await getJson(`${url}/health/ready`)).status, 200)
   const closing = server.close('SIGTERM')
   const ready = await getJson(`${url}/health/ready`)
@@ -17,8 +19,10 @@ t.test('shutdown_grace_ms: readiness goes first, requests are still served, then
 t.test('a drain that times out fails what is left at once instead of hanging', async (t) => {
   const { url, server } = await startServer(t, { shutdown_timeout_ms: 0, workers: 1, max_batch_size: 1 })
   const burst = Array.from({ length: 200 }, (_, i) => postJson(`${url}/predict`, { price: 500 + i, symbol: `D${i}` }).then(r => r.status, () => -1))
-  // Close only once requests are really queued behind the single worker.
-  for (let i = 0; i < 500 && server.service.batcher.depth < 20; i++) await new Promise(resolve => setTimeout(resolve, 5))
+  // Close only once requests are really queued behind the single worker (bounded by time, not by a
+  // count of sleeps, so that a slow machine admitting the burst slowly still gets there).
+  const until = Date.now() + 30_000
+  while (Date.now() < until && server.service.batcher.depth < 20) await new Promise(resolve => setTimeout(resolve, 5))
   t.ok(server.service.batcher.depth >= 20, `requests in flight at the close (${server.service.batcher.depth})`)
   const started = performance.now()
   await server.close('SIGTERM')

@@ -16,14 +16,15 @@ for (const transport of ['shared-memory', 'message'] as const) {
     const statuses: number[] = []
     let hung = 0
     let paused = false
+    let parked = 0
     let resume: () => void = () => {}
     const resumed = new Promise<void>(resolve => { resume = resolve })
-    const until = Date.now() + 30_000
+    const until = Date.now() + 60_000
     let stop = false
     const loops = Array.from({ length: 16 }, async (_, loop) => {
       let i = 0
       while (!stop && Date.now() < until) {
-        if (paused) await resumed
+        if (paused) { parked++; await resumed }
         try {
           const r = await postJson(`${url}/predict`, { price: 500 + (i++ % 40), symbol: `K${loop}` })
           statuses.push(r.status)
@@ -32,13 +33,22 @@ for (const transport of ['shared-memory', 'message'] as const) {
     })
     await new Promise(resolve => setTimeout(resolve, 700))
     paused = true
-    for (let i = 0; i < 400 && server.service.batcher.depth > 0; i++) await new Promise(resolve => setTimeout(resolve, 5))
+    // Wait until every loop has its last answer and is parked: then no request is in flight, not
+    // even one still on its way to the server (the batcher's depth alone cannot see those). Bounded
+    // by time, not by a count of sleeps: on a loaded machine the 16 answers may take a while.
+    const quiet = Date.now() + 20_000
+    while (Date.now() < quiet && (parked < 16 || server.service.batcher.depth > 0)) await new Promise(resolve => setTimeout(resolve, 5))
+    t.equal(parked, 16, 'every load loop is parked')
     t.equal(server.service.batcher.depth, 0, 'nothing in flight at the kill')
     const before = statuses.length
     await server.service.currentModel!.threads[0]!.terminate()
     paused = false
     resume()
-    await new Promise(resolve => setTimeout(resolve, 1500))
+    // At least 1.5 s of load after the kill, and until 50 more answers came (a slow machine takes
+    // longer to get there; a server that stopped serving never does, and fails below).
+    const atLeastUntil = Date.now() + 1500
+    const atMostUntil = Date.now() + 30_000
+    while (Date.now() < atMostUntil && (Date.now() < atLeastUntil || statuses.length - before <= 50)) await new Promise(resolve => setTimeout(resolve, 20))
     stop = true
     await Promise.all(loops)
     t.ok(statuses.length - before > 50, `load went on after the kill (${statuses.length - before} requests)`)

@@ -199,6 +199,12 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
       { price: 1, symbol: 'Q_C' }, // queued
       { price: 1, symbol: 'Q_D' }, // over max_queue_size 2: shed
     ]))
+    // Once the frame is admitted (Q_B and Q_C queued), let Q_B's 1 ms deadline pass, then free the
+    // worker. Waiting for the admission, not a fixed sleep from the send: on a stalled machine the
+    // frame can be read after a sleep has already run out, and Q_B could then still be in time.
+    const admittedBy = Date.now() + 20_000
+    while (server.service.batcher.queueDepth < 2 && Date.now() < admittedBy) await new Promise(resolve => setTimeout(resolve, 2))
+    t.equal(server.service.batcher.queueDepth, 2, 'Q_B and Q_C queued behind Q_A')
     await new Promise(resolve => setTimeout(resolve, 20))
     open()
     const first = await ws.next()

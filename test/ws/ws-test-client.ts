@@ -9,6 +9,12 @@ import { marketFields } from '../helpers/market-request.js'
 
 export type Received = ServerMessage & { readonly binary: boolean }
 
+/**
+ * Default bound of every wait below. Only a failing test ever waits this long (no test expects a
+ * message or a close not to come), so it is sized for a loaded CI machine, not for speed.
+ */
+const kWaitMs = 20_000
+
 export interface CloseInfo { readonly code: number, readonly reason: string }
 
 export class RawWs {
@@ -39,7 +45,7 @@ export class RawWs {
   }
 
   /** Connects to `url` (ws://host:port/ws...) and resolves once the socket is open. */
-  static async open (url: string, timeoutMs = 5000): Promise<RawWs> {
+  static async open (url: string, timeoutMs = kWaitMs): Promise<RawWs> {
     const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: 64 << 20 })
     socket.binaryType = 'nodebuffer'
     const raw = new RawWs(socket)
@@ -55,7 +61,7 @@ export class RawWs {
   }
 
   /** The next server message, or a rejection after `timeoutMs`. */
-  next (timeoutMs = 5000): Promise<Received> {
+  next (timeoutMs = kWaitMs): Promise<Received> {
     const queued = this.queue.shift()
     if (queued !== undefined) return Promise.resolve(queued)
     return new Promise((resolve, reject) => {
@@ -68,14 +74,14 @@ export class RawWs {
   }
 
   /** The next `n` messages (any order), each within `timeoutMs`. */
-  async take (n: number, timeoutMs = 10_000): Promise<Received[]> {
+  async take (n: number, timeoutMs = kWaitMs): Promise<Received[]> {
     const out: Received[] = []
     for (let i = 0; i < n; i++) out.push(await this.next(timeoutMs))
     return out
   }
 
   /** Resolves with the close, or rejects after `timeoutMs`. */
-  waitClose (timeoutMs = 5000): Promise<CloseInfo> {
+  waitClose (timeoutMs = kWaitMs): Promise<CloseInfo> {
     return Promise.race([
       this.closed,
       new Promise<CloseInfo>((_resolve, reject) => { setTimeout(() => { reject(new Error(`not closed within ${timeoutMs} ms`)) }, timeoutMs).unref() }),
