@@ -4,12 +4,28 @@ import {
   kStatusDeadlineExceeded, kStatusInternal, kStatusOk, kStatusShuttingDown, PendingRequest,
 } from './pending-request.js'
 
+/**
+ * Where a runner reports a batch's outcome: exactly one call, never during `dispatch` itself.
+ * An object rather than a promise: each batch already is one (Batch implements it), so handing a
+ * batch to the pool allocates no promise and no closures.
+ */
+export interface BatchCompletion {
+  batchDone (buffer: ArrayBuffer): void
+  batchFailed (err: unknown): void
+}
+
 /** The model side the batcher feeds: a pool of workers and the version it serves. */
 export interface BatchRunner {
   readonly workers: number
   readonly modelVersion: string
   readonly modelVersionJson: string
-  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer>
+  /** Runs one batch; the buffer comes back in `batchDone` with the answers over its head. */
+  dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void
+}
+
+/** `dispatch` as a promise, for callers off the hot path (shadow scoring, tests). */
+export function runBatch (runner: Pick<BatchRunner, 'dispatch'>, buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
+  return new Promise((resolve, reject) => { runner.dispatch(buffer, rows, { batchDone: resolve, batchFailed: reject }) })
 }
 
 export interface BatcherMetrics {
@@ -44,7 +60,8 @@ export interface DynamicBatcherOptions {
  * A batch being gathered, in flight, or back. `features` views `buffer` while the batch is on this
  * thread; during inference the buffer belongs to the worker (transferred) and the view is detached.
  */
-class Batch {
+class Batch implements BatchCompletion {
+  readonly owner: DynamicBatcher
   buffer: ArrayBuffer
   features: Float32Array
   size = 0
@@ -56,11 +73,15 @@ class Batch {
   observer: BatchObserver | null = null
   ticket = -1
 
-  constructor (buffer: ArrayBuffer, capacity: number) {
+  constructor (owner: DynamicBatcher, buffer: ArrayBuffer, capacity: number) {
+    this.owner = owner
     this.buffer = buffer
     this.features = new Float32Array(buffer)
     this.requests = new Array<PendingRequest | null>(capacity).fill(null)
   }
+
+  batchDone (buffer: ArrayBuffer): void { this.owner.onBatchDone(this, buffer) }
+  batchFailed (err: unknown): void { this.owner.onBatchFailed(this, err) }
 }
 
 /**
@@ -192,7 +213,7 @@ export class DynamicBatcher {
   }
 
   private newBatch (): Batch {
-    return new Batch(new ArrayBuffer(this.options.maxBatchSize * this.rowFloats * 4), this.options.maxBatchSize)
+    return new Batch(this, new ArrayBuffer(this.options.maxBatchSize * this.rowFloats * 4), this.options.maxBatchSize)
   }
 
   private schedule (): void {
@@ -255,13 +276,11 @@ export class DynamicBatcher {
     batch.ticket = this.observer === null ? -1 : this.observer.onDispatch(batch.features, kept)
     this.inFlightBatches++
     this.inFlightRequests += kept
-    runner.run(batch.buffer, kept).then(
-      (buffer) => { this.onBatchDone(batch, buffer) },
-      (err: unknown) => { this.onBatchFailed(batch, err) },
-    )
+    runner.dispatch(batch.buffer, kept, batch)
   }
 
-  private onBatchDone (batch: Batch, buffer: ArrayBuffer): void {
+  /** The pool's answer for a batch (through Batch.batchDone). */
+  onBatchDone (batch: Batch, buffer: ArrayBuffer): void {
     batch.buffer = buffer
     batch.features = new Float32Array(buffer)
     const out = batch.features
@@ -282,7 +301,7 @@ export class DynamicBatcher {
   }
 
   /** A worker died or the session threw: every request of the batch is answered INTERNAL at once. */
-  private onBatchFailed (batch: Batch, err: unknown): void {
+  onBatchFailed (batch: Batch, err: unknown): void {
     const rows = batch.size
     this.metrics.recordBatchFailure(rows, err)
     if (batch.ticket >= 0) batch.observer!.onFailure(batch.ticket)

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node'
 import { ModelIncompatibleError, ModelLoadError, ServiceError } from '../errors.js'
 import { kFeatureCount } from '../features/feature-spec.js'
 import { InferencePool, type WorkerTransport } from '../pool/inference-pool.js'
-import type { BatchRunner } from '../batching/dynamic-batcher.js'
+import { runBatch, type BatchCompletion, type BatchRunner } from '../batching/dynamic-batcher.js'
 import { checkFeatureSchema, readModelMetadata, type ModelMetadata } from './model-metadata.js'
 
 export interface ModelLoadOptions {
@@ -38,7 +38,8 @@ export class LoadedModel implements BatchRunner {
   get workers (): number { return this.pool.workers }
   get threads (): InferencePool['threads'] { return this.pool.threads }
 
-  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> { return this.pool.run(buffer, rows) }
+  dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void { this.pool.dispatch(buffer, rows, completion) }
+  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> { return runBatch(this.pool, buffer, rows) }
 
   close (force = false): Promise<void> { return this.pool.close(force) }
 }

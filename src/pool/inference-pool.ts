@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { ModelLoadError } from '../errors.js'
 import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
+import type { BatchCompletion } from '../batching/dynamic-batcher.js'
 import { SharedSlots } from './shared-slots.js'
 
 /**
@@ -116,11 +117,18 @@ export class InferencePool {
     }
   }
 
-  /** Runs one batch; resolves with the same buffer, answers written over its head. */
-  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
-    if (this.slots !== null) return this.slots.run(buffer, rows)
-    return this.piscina.run({ buffer, rows }, { transferList: [buffer] })
+  /** Runs one batch; `completion` gets the same buffer back, answers written over its head. */
+  dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
+    if (this.slots !== null) {
+      this.slots.dispatch(buffer, rows, completion)
+      return
+    }
+    this.piscina.run({ buffer, rows }, { transferList: [buffer] }).then(
+      (back) => { completion.batchDone(back) },
+      (err: unknown) => { completion.batchFailed(err) },
+    )
   }
+
 
   /** Worker threads, for tests that need to kill one. */
   get threads (): readonly import('node:worker_threads').Worker[] {

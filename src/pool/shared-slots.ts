@@ -1,4 +1,5 @@
 import type { Piscina } from 'piscina'
+import type { BatchCompletion } from '../batching/dynamic-batcher.js'
 import { InferenceError } from '../errors.js'
 import {
   kSlotControlBytes, kSlotDone, kSlotIdle, kSlotRequest, kSlotRows, kSlotState, kSlotStop,
@@ -12,18 +13,17 @@ class Slot {
   data: Float32Array
   /** The long-running serve task on the worker that owns this slot. */
   task: Promise<number> | null = null
-  /** The batch in flight: where answers go, and how to settle its promise. */
+  /** The batch in flight: where answers go, and whom to tell (null: the slot is free). */
   target: ArrayBuffer | null = null
   rows = 0
-  resolve: ((buffer: ArrayBuffer) => void) | null = null
-  reject: ((err: unknown) => void) | null = null
-  readonly onWake: () => void
+  completion: BatchCompletion | null = null
+  /** Counts batches posted to this slot: a wake-up armed for an earlier one is recognised as stale. */
+  seq = 0
 
-  constructor (bytes: number, onWake: (slot: Slot) => void) {
+  constructor (bytes: number) {
     this.buffer = new SharedArrayBuffer(bytes)
     this.control = new Int32Array(this.buffer, 0, kSlotControlBytes / 4)
     this.data = new Float32Array(this.buffer, kSlotControlBytes)
-    this.onWake = () => { onWake(this) }
   }
 
   /** A fresh buffer after a worker died: a late wake-up on the old one can then never be mistaken. */
@@ -37,8 +37,7 @@ class Slot {
 interface Waiting {
   readonly buffer: ArrayBuffer
   readonly rows: number
-  readonly resolve: (buffer: ArrayBuffer) => void
-  readonly reject: (err: unknown) => void
+  readonly completion: BatchCompletion
 }
 
 /**
@@ -65,21 +64,24 @@ export class SharedSlots {
     this.featureCount = featureCount
     this.bytes = kSlotControlBytes + maxBatchSize * featureCount * 4
     this.onWorkerLost = onWorkerLost
-    const wake = (slot: Slot): void => { this.onWake(slot) }
-    this.slots = Array.from({ length: workers }, () => new Slot(this.bytes, wake))
+    this.slots = Array.from({ length: workers }, () => new Slot(this.bytes))
     this.free = [...this.slots]
     for (const slot of this.slots) this.startServing(slot)
   }
 
-  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
-    if (this.closing) return Promise.reject(new InferenceError('the inference pool is closed'))
+  dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
+    if (this.closing) {
+      // Never during dispatch itself (BatchCompletion's contract).
+      queueMicrotask(() => { completion.batchFailed(new InferenceError('the inference pool is closed')) })
+      return
+    }
     const slot = this.free.pop()
     if (slot === undefined) {
-      return new Promise((resolve, reject) => { this.waiting.push({ buffer, rows, resolve, reject }) })
+      this.waiting.push({ buffer, rows, completion })
+      return
     }
-    const done = new Promise<ArrayBuffer>((resolve, reject) => { slot.resolve = resolve; slot.reject = reject })
+    slot.completion = completion
     this.post(slot, buffer, rows)
-    return done
   }
 
   private post (slot: Slot, buffer: ArrayBuffer, rows: number): void {
@@ -88,16 +90,17 @@ export class SharedSlots {
     slot.rows = rows
     const control = slot.control
     control[kSlotRows] = rows
+    const seq = ++slot.seq
     Atomics.store(control, kSlotState, kSlotRequest)
     Atomics.notify(control, kSlotState)
-    this.await(slot)
+    this.await(slot, seq)
   }
 
   /** Calls `onWake` once the slot's state is no longer REQUEST (or on a spurious wake-up: it re-checks). */
-  private await (slot: Slot): void {
+  private await (slot: Slot, seq: number): void {
     const wait = Atomics.waitAsync(slot.control, kSlotState, kSlotRequest)
-    if (wait.async) void wait.value.then(slot.onWake)
-    else slot.onWake()
+    if (wait.async) void wait.value.then(() => { this.onWake(slot, seq) })
+    else queueMicrotask(() => { this.onWake(slot, seq) }) // answered already: still not during dispatch
   }
 
   /**
@@ -121,22 +124,23 @@ export class SharedSlots {
   }
 
   private failPending (err: InferenceError): void {
-    for (const w of this.waiting.splice(0)) w.reject(err)
+    for (const w of this.waiting.splice(0)) w.completion.batchFailed(err)
     for (const slot of this.slots) {
-      const reject = slot.reject
-      if (reject === null) continue
+      const completion = slot.completion
+      if (completion === null) continue
       slot.target = null
-      slot.resolve = null
-      slot.reject = null
-      reject(err)
+      slot.completion = null
+      completion.batchFailed(err)
     }
   }
 
 
-  private onWake (slot: Slot): void {
+  private onWake (slot: Slot, seq: number): void {
+    // A stale wake-up (a late notify for an earlier batch on this slot): that batch was answered,
+    // and the batch now in the slot, if any, has a wake-up of its own.
+    if (seq !== slot.seq || slot.completion === null) return
     const control = slot.control
     const state = Atomics.load(control, kSlotState)
-    if (slot.resolve === null) return // a stale wake-up: nothing of ours is pending
     if (state === kSlotRequest) {
       // Woken while our batch is still unanswered: a spurious wake-up, not a stale one. The worker
       // stores DONE and only then notifies, so its notify for the previous batch on this slot can
@@ -144,27 +148,24 @@ export class SharedSlots {
       // a new wait: that late notify wakes the new wait. Returning here lost the batch for good
       // (issue 4: ~1 request in 200,000 never answered on /ws at 64 in flight). Like any futex
       // waiter, re-check and wait again.
-      this.await(slot)
+      this.await(slot, seq)
       return
     }
     const target = slot.target!
-    const resolve = slot.resolve
-    const reject = slot.reject!
+    const completion = slot.completion
     if (state === kSlotDone) new Float32Array(target).set(slot.data.subarray(0, slot.rows + 1))
     Atomics.store(control, kSlotState, kSlotIdle)
     this.release(slot)
-    if (state === kSlotDone) resolve(target)
-    else reject(new InferenceError('the ONNX session failed on this batch'))
+    if (state === kSlotDone) completion.batchDone(target)
+    else completion.batchFailed(new InferenceError('the ONNX session failed on this batch'))
   }
 
   private release (slot: Slot): void {
     slot.target = null
-    slot.resolve = null
-    slot.reject = null
+    slot.completion = null
     const next = this.waiting.shift()
     if (next !== undefined) {
-      slot.resolve = next.resolve
-      slot.reject = next.reject
+      slot.completion = next.completion
       this.post(slot, next.buffer, next.rows)
       return
     }
@@ -188,18 +189,17 @@ export class SharedSlots {
         if (this.closing) {
           // No new serve loop while closing, but the batch it held is answered and the slot
           // released, so close() does not wait for it forever.
-          const reject = slot.reject
-          if (slot.resolve !== null) this.release(slot)
-          if (reject !== null) reject(new InferenceError('the inference worker died while answering this batch', err))
+          const completion = slot.completion
+          if (completion !== null) this.release(slot)
+          completion?.batchFailed(new InferenceError('the inference worker died while answering this batch', err))
           return
         }
-        const reject = slot.reject
-        const pending = slot.resolve !== null
+        const completion = slot.completion
         slot.renew(this.bytes)
         this.startServing(slot)
         // A free slot is already in the free list; a busy one is released (and may take queued work).
-        if (pending) this.release(slot)
-        if (reject !== null) reject(new InferenceError('the inference worker died while answering this batch', err))
+        if (completion !== null) this.release(slot)
+        completion?.batchFailed(new InferenceError('the inference worker died while answering this batch', err))
       },
     )
   }

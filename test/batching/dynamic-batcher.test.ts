@@ -4,7 +4,7 @@
  * real one).
  */
 import t from 'tap'
-import { DynamicBatcher, type BatchRunner } from '../../src/batching/dynamic-batcher.js'
+import { DynamicBatcher, type BatchCompletion, type BatchRunner } from '../../src/batching/dynamic-batcher.js'
 import {
   kStatusDeadlineExceeded, kStatusInternal, kStatusOk, type PendingRequest, type PredictionSink,
 } from '../../src/batching/pending-request.js'
@@ -17,10 +17,10 @@ class ManualRunner implements BatchRunner {
   readonly modelVersionJson = '"manual"'
   readonly sent: Sent[] = []
   constructor (readonly workers: number) {}
-  run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
+  dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
     const features = new Float32Array(buffer)
     const firstFeatures = Array.from({ length: rows }, (_, i) => features[i * kFeatureCount]!)
-    return new Promise((resolve, reject) => { this.sent.push({ buffer, rows, firstFeatures, resolve, reject }) })
+    this.sent.push({ buffer, rows, firstFeatures, resolve: (b) => { completion.batchDone(b) }, reject: (e) => { completion.batchFailed(e) } })
   }
   /** Answers batch `i` with probability = the row's first feature / 1000. */
   answer (i: number): void {

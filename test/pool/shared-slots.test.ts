@@ -7,6 +7,7 @@
 import t from 'tap'
 import type { Piscina } from 'piscina'
 import { kSlotControlBytes, kSlotDone, kSlotRequest, kSlotState } from '../../src/pool/messages.js'
+import { runBatch } from '../../src/batching/dynamic-batcher.js'
 import { SharedSlots } from '../../src/pool/shared-slots.js'
 
 const kFeatures = 4
@@ -29,8 +30,8 @@ t.test('a worker that dies with a batch in flight: that batch fails at once, the
   const slots = new SharedSlots(fakePiscina(tasks), 1, 8, kFeatures, (err) => { lost.push(err) })
   t.equal(tasks.length, 1, 'one serve task per worker')
 
-  const inFlight = slots.run(new ArrayBuffer(8 * kFeatures * 4), 2)
-  const queued = slots.run(new ArrayBuffer(8 * kFeatures * 4), 1) // waits for the only slot
+  const inFlight = runBatch(slots, new ArrayBuffer(8 * kFeatures * 4), 2)
+  const queued = runBatch(slots, new ArrayBuffer(8 * kFeatures * 4), 1) // waits for the only slot
   const first = new Int32Array(tasks[0]!.buffer, 0, kSlotControlBytes / 4)
   t.equal(Atomics.load(first, kSlotState), kSlotRequest, 'the batch is at the worker')
 

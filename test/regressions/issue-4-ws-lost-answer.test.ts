@@ -17,6 +17,7 @@
 import t from 'tap'
 import type { Piscina } from 'piscina'
 import { kSlotControlBytes, kSlotDone, kSlotRequest, kSlotState } from '../../src/pool/messages.js'
+import { runBatch } from '../../src/batching/dynamic-batcher.js'
 import { SharedSlots } from '../../src/pool/shared-slots.js'
 
 const kFeatures = 4
@@ -39,7 +40,7 @@ t.test('a notify that arrives while the batch is still REQUEST does not lose the
   const data = new Float32Array(buffers[0]!, kSlotControlBytes)
 
   let settled = false
-  const answer = slots.run(new ArrayBuffer(8 * kFeatures * 4), 1)
+  const answer = runBatch(slots, new ArrayBuffer(8 * kFeatures * 4), 1)
   void answer.then(() => { settled = true }, () => { settled = true })
   t.equal(Atomics.load(control, kSlotState), kSlotRequest, 'the batch is posted')
 

@@ -185,13 +185,16 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
     let open!: () => void
     let gate = new Promise<void>((resolve) => { open = resolve })
     let failNext = false
-    model.run = async (buffer, rows) => {
+    const gatedRun = async (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> => {
       await gate
       if (failNext) {
         failNext = false
         throw new Error('injected inference failure')
       }
       return run(buffer, rows)
+    }
+    model.dispatch = (buffer, rows, completion) => {
+      gatedRun(buffer, rows).then((b) => { completion.batchDone(b) }, (e: unknown) => { completion.batchFailed(e) })
     }
     ws.send(codec.batch(1, [
       { price: 1, symbol: 'Q_A' }, // dispatched at once, held at the gate

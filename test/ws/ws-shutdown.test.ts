@@ -55,7 +55,9 @@ t.test('a frame arriving while the server drains is refused with OVERLOADED, not
   const run = model.run.bind(model)
   let open!: () => void
   const gate = new Promise<void>((resolve) => { open = resolve })
-  model.run = async (buffer, rows) => { await gate; return run(buffer, rows) }
+  model.dispatch = (buffer, rows, completion) => {
+    gate.then(() => run(buffer, rows)).then((b) => { completion.batchDone(b) }, (e: unknown) => { completion.batchFailed(e) })
+  }
   const service = server.service
   const submit = service.submit.bind(service)
   let admitted!: () => void
