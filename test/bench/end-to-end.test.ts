@@ -49,7 +49,8 @@ t.test('the default set runs end to end against the real server', async (t) => {
   t.equal(run.servers.length, 1)
   const server = run.servers[0]!
   const argv = server.command!.join(' ')
-  t.match(argv, /src\/cli\/serve\.ts --host 127\.0\.0\.1 --port 0/, `server started as its own process on loopback (${argv})`)
+  // Built by the bench itself and run as `npm start` runs it.
+  t.match(argv, /dist\/src\/cli\/serve\.js --host 127\.0\.0\.1 --port 0/, `server started as its own process on loopback (${argv})`)
   t.type(server.settings?.workers, 'number', 'the server config is recorded from its own start-up line')
   t.throws(() => process.kill(server.pid!, 0), { code: 'ESRCH' }, 'the server was stopped')
 

@@ -101,5 +101,5 @@ t.test('command-line mistakes name the option', async (t) => {
   }
   t.equal(parseCli(['--help'], '/repo'), 'help')
   const ok = parseCli(['--set', 'batching', '--scale', '0.5'], '/repo')
-  t.match(ok, { set: 'batching', scale: 0.5, threads: 1, build: 'src', wrk: true, floor: true, out: '/repo/bench/results' })
+  t.match(ok, { set: 'batching', scale: 0.5, threads: 1, build: 'dist', wrk: true, floor: true, out: '/repo/bench/results' })
 })
