@@ -76,6 +76,7 @@ export function serverSideTable (run: BenchRun): string | null {
     rows.push([
       s.label, s.server,
       b?.serverMs?.p50 === null || b?.serverMs?.p50 === undefined ? '-' : `~${b.serverMs.p50.toFixed(3)}`,
+      b?.serverMs?.p99 === null || b?.serverMs?.p99 === undefined ? '-' : `~${b.serverMs.p99.toFixed(3)}`,
       b?.serverMs?.mean?.toFixed(3) ?? '-',
       b?.queueWaitMs?.mean?.toFixed(3) ?? '-',
       b?.inferenceMs?.mean?.toFixed(3) ?? '-',
@@ -87,7 +88,7 @@ export function serverSideTable (run: BenchRun): string | null {
     ])
   }
   if (rows.length === 0) return null
-  return renderTable(['scenario', 'server', 'srv p50~', 'srv mean', 'queue mean', 'infer/batch', 'batch', 'srv CPU', 'gen CPU', 'gen us/req', 'gen ELU'], rows, 2)
+  return renderTable(['scenario', 'server', 'srv p50~', 'srv p99~', 'srv mean', 'queue mean', 'infer/batch', 'batch', 'srv CPU', 'gen CPU', 'gen us/req', 'gen ELU'], rows, 2)
 }
 
 export function floorTable (run: BenchRun): string | null {
