@@ -17,7 +17,8 @@ import { batchResultText, errorText, helloText, predictionText } from '../../src
 const kLimits = { maxClockSkewMs: 60_000 }
 const kNow = Date.UTC(2026, 3, 1)
 
-function decodeOne (reader: FbFrameReader, bytes: Uint8Array, index = -1): { snapshot: MarketSnapshot, out: DecodedRequest, issues: readonly unknown[] } {
+/** Decodes request `index` (-1: the single request) of the frame the reader has open. */
+function decodeOne (reader: FbFrameReader, index = -1): { snapshot: MarketSnapshot, out: DecodedRequest, issues: readonly unknown[] } {
   const snapshot = new MarketSnapshot()
   const out: DecodedRequest = { symbol: null, deadlineMs: Number.NaN }
   const issues = reader.decode(index, snapshot, out, kLimits, kNow, [])
@@ -35,7 +36,7 @@ t.test('PredictRequest: every contract field, id, symbol, timestamp and deadline
   t.equal(reader.open(codec.request(0xFFFFFFFF, full), 10), kFrameRequest)
   t.equal(reader.id, 0xFFFFFFFF, 'uint32 id, the largest')
   t.ok(reader.idKnown)
-  const { snapshot, out, issues } = decodeOne(reader, new Uint8Array(0))
+  const { snapshot, out, issues } = decodeOne(reader)
   t.same(issues, [])
   for (const f of kNumericFields) t.equal(snapshot[f.key], full[f.wire as keyof PredictionRequest], f.wire)
   t.equal(snapshot.timestampMs, kNow - 1234)
@@ -49,7 +50,7 @@ t.test('PredictRequest: missing stays missing (NaN), and an explicit 0 stays 0',
   // flatc 2.0.8 wrote optional scalars with default 0, dropping explicit zeros; the generator fixes it.
   const bytes = codec.request(1, { price: 612.5, volume: 0, funding_rate: 0, bid_volume: null, ask_volume: Number.NaN })
   t.equal(reader.open(bytes, 10), kFrameRequest)
-  const { snapshot, out, issues } = decodeOne(reader, bytes)
+  const { snapshot, out, issues } = decodeOne(reader)
   t.same(issues, [])
   t.equal(snapshot.volume, 0, 'volume 0 is a value')
   t.equal(snapshot.fundingRate, 0, 'funding_rate 0 is a value')
@@ -78,7 +79,7 @@ t.test('PredictRequest: the validation rules are the HTTP ones', async (t) => {
   for (const [name, req, field, type] of cases) {
     const bytes = codec.request(3, req)
     t.equal(reader.open(bytes, 10), kFrameRequest, name)
-    const { issues } = decodeOne(reader, bytes)
+    const { issues } = decodeOne(reader)
     t.match(issues, [{ loc: [field], type }], name)
   }
 })

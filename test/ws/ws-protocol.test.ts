@@ -10,7 +10,7 @@ import t from 'tap'
 import { FbClientCodec, type PredictionRequest, type PredictionResult } from '../../src/client/wire-codec.js'
 import { kFeatureNames, kFeatureSetVersion } from '../../src/features/feature-spec.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
-import { marketRequest, RawWs, rng, wsUrl, type Received } from './ws-test-client.js'
+import { marketRequest, RawWs, rng, wsUrl } from './ws-test-client.js'
 
 function asRequest (o: Record<string, number | string>): PredictionRequest {
   return o as unknown as PredictionRequest
