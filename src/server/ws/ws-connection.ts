@@ -26,7 +26,7 @@ import type { BatchResultSource } from '../../protocol/fb-codec.js'
 import { kFrameInvalid, kFrameRequest } from '../../protocol/fb-codec.js'
 import { decodeJsonRequest } from '../../protocol/json-request.js'
 import { kIssue } from '../../protocol/request-fields.js'
-import { kRejectCode, kRejectStale, kSubmitted } from '../../service/prediction-service.js'
+import { kRejectCode, kRejectStale, kSubmitted, type SubmitResult } from '../../service/prediction-service.js'
 import { batchResultText, errorText, messageOf, predictionText } from './ws-json-codec.js'
 import type { WsServer } from './ws-server.js'
 
@@ -265,57 +265,84 @@ export class WsConnection implements PredictionSink {
 
   private submitBatch (text: boolean, id: number, n: number, startMs: number): void {
     const s = this.server
-    const metrics = s.metrics
     const b = this.freeBatches.length > 0 ? this.freeBatches.pop()! : this.batches.push(new BatchFrame()) - 1
     const batch = this.batches[b]!
     batch.reset(id, n, text, startMs)
     const now = Date.now()
-    for (let i = 0; i < n; i++) {
-      const loc = itemLoc(i)
-      let issues: readonly ValidationIssue[]
-      if (text) {
-        const itemId = s.jsonReader.itemId(i)
-        issues = itemId < 0
-          ? [{ loc: [...loc, 'id'], ...kIssue.notInteger }]
-          : decodeJsonRequest(s.jsonReader.requests[i], s.snapshot, s.decoded, s.options, now, loc)
-        batch.itemIds[i] = itemId < 0 ? 0 : itemId
-      } else {
-        issues = s.fbReader.decode(i, s.snapshot, s.decoded, s.options, now, loc)
-        batch.itemIds[i] = s.fbReader.itemId
+    let i = 0
+    try {
+      for (; i < n; i++) this.submitBatchItem(batch, b, i, now)
+    } catch (err) {
+      // A bug, not the client's (the server logs it and also answers INTERNAL without an id). The
+      // items not yet placed are answered INTERNAL inside the frame, so the frame is still answered
+      // once its submitted items complete, and its slot returns to the free list.
+      const message = messageOf('ERR_INTERNAL')
+      for (let k = i; k < n; k++) {
+        s.metrics.recordError('ERR_INTERNAL')
+        batch.fail(k, 'ERR_INTERNAL', message, null)
       }
-      batch.latencyMs[i] = 0
-      if (issues.length > 0) {
-        metrics.recordError('ERR_VALIDATION')
-        batch.fail(i, 'ERR_VALIDATION', issuesMessage(issues), JSON.stringify(issues))
-        continue
-      }
-      const slot = this.acquireSlot()
-      if (slot < 0) {
-        metrics.recordError('ERR_OVERLOADED')
-        batch.fail(i, 'ERR_OVERLOADED', s.tooManyInFlightMessage, null)
-        continue
-      }
-      this.ids[slot] = batch.itemIds[i]!
-      this.startMs[slot] = startMs
-      this.text[slot] = text ? 1 : 0
-      this.batchOf[slot] = b
-      this.itemOf[slot] = i
-      // Counted before submitting: a request can complete synchronously (expired at dispatch).
-      batch.pending++
-      const result = s.service.submit(s.decoded.symbol, s.snapshot, s.decoded.deadlineMs, this, slot)
-      if (result === kSubmitted) continue
+      throw err
+    } finally {
+      if (--batch.pending === 0) this.queue(~b)
+    }
+  }
+
+  /** Validates and submits item i of a batch frame; answers it inside the frame when refused. */
+  private submitBatchItem (batch: BatchFrame, b: number, i: number, now: number): void {
+    const s = this.server
+    const metrics = s.metrics
+    const text = batch.text
+    const loc = itemLoc(i)
+    let issues: readonly ValidationIssue[]
+    if (text) {
+      const itemId = s.jsonReader.itemId(i)
+      issues = itemId < 0
+        ? [{ loc: [...loc, 'id'], ...kIssue.notInteger }]
+        : decodeJsonRequest(s.jsonReader.requests[i], s.snapshot, s.decoded, s.options, now, loc)
+      batch.itemIds[i] = itemId < 0 ? 0 : itemId
+    } else {
+      issues = s.fbReader.decode(i, s.snapshot, s.decoded, s.options, now, loc)
+      batch.itemIds[i] = s.fbReader.itemId
+    }
+    batch.latencyMs[i] = 0
+    if (issues.length > 0) {
+      metrics.recordError('ERR_VALIDATION')
+      batch.fail(i, 'ERR_VALIDATION', issuesMessage(issues), JSON.stringify(issues))
+      return
+    }
+    const slot = this.acquireSlot()
+    if (slot < 0) {
+      metrics.recordError('ERR_OVERLOADED')
+      batch.fail(i, 'ERR_OVERLOADED', s.tooManyInFlightMessage, null)
+      return
+    }
+    this.ids[slot] = batch.itemIds[i]!
+    this.startMs[slot] = batch.startMs
+    this.text[slot] = text ? 1 : 0
+    this.batchOf[slot] = b
+    this.itemOf[slot] = i
+    // Counted before submitting: a request can complete synchronously (expired at dispatch).
+    batch.pending++
+    let result: SubmitResult
+    try {
+      result = s.service.submit(s.decoded.symbol, s.snapshot, s.decoded.deadlineMs, this, slot)
+    } catch (err) {
+      // submit throws only before it admits the request (commit is its last step): undo the count.
       batch.pending--
       this.releaseSlot(slot)
-      if (result === kRejectStale) {
-        metrics.recordError('ERR_VALIDATION')
-        batch.fail(i, 'ERR_VALIDATION', kIssue.staleTimestamp.msg, JSON.stringify([{ loc: [...loc, 'timestamp_ms'], ...kIssue.staleTimestamp }]))
-      } else {
-        const code = kRejectCode[result]
-        metrics.recordError(code)
-        batch.fail(i, code, messageOf(code), null)
-      }
+      throw err
     }
-    if (--batch.pending === 0) this.queue(~b)
+    if (result === kSubmitted) return
+    batch.pending--
+    this.releaseSlot(slot)
+    if (result === kRejectStale) {
+      metrics.recordError('ERR_VALIDATION')
+      batch.fail(i, 'ERR_VALIDATION', kIssue.staleTimestamp.msg, JSON.stringify([{ loc: [...loc, 'timestamp_ms'], ...kIssue.staleTimestamp }]))
+    } else {
+      const code = kRejectCode[result]
+      metrics.recordError(code)
+      batch.fail(i, code, messageOf(code), null)
+    }
   }
 
   /** Answers a frame or request at once with an error (inside the message callback: uWS has the socket corked). */
