@@ -9,6 +9,10 @@
  *        discarded      counted, by intended (open) or          requests of the window
  *                       actual (closed) send time               finish or become timeouts
  *
+ * Open loop, behind schedule at windowEnd: the backlog may still go out until sendEnd
+ * (windowEnd + min(1 s, timeoutMs)), then the rest is unsent; drainEnd = sendEnd + timeoutMs, so
+ * a request still unanswered at drainEnd really waited timeoutMs (not just cut off by the end).
+ *
  * Closed loop: every connection keeps `capacity` requests in flight (1 for HTTP, the pipelining
  * depth for /ws); an answer sends the next one at once. Latency counts from the actual send.
  *
@@ -64,6 +68,8 @@ let t0 = 0
 let warmEnd = 0
 let windowEnd = 0
 let drainEnd = 0
+/** Open loop: no request is sent after this (see the timeline). */
+let sendEnd = 0
 /** closed mode: when sending stopped (window end, or maxRequests reached). */
 let sendingStoppedAt = 0
 let inFlight = 0
@@ -245,7 +251,7 @@ function pump (): void {
   if (hooks.finished) return
   for (;;) {
     let now = performance.now()
-    while (nextK < endK && free.length > 0) {
+    while (nextK < endK && free.length > 0 && now < sendEnd) {
       const due = firstDue + nextK * intervalMs
       if (due > now) break
       const conn = free.shift()
@@ -260,7 +266,7 @@ function pump (): void {
       nextK++
       now = performance.now()
     }
-    if (nextK >= endK) { maybeFinish(); return }
+    if (nextK >= endK || now >= sendEnd) { maybeFinish(); return }
     if (free.length === 0) return // an answer will call pump() again
     const due = firstDue + nextK * intervalMs
     const wait = due - performance.now()
@@ -311,7 +317,7 @@ function sweepTimeouts (): void {
 function maybeFinish (): void {
   if (hooks.finished || !started) return
   if (inFlight > 0) return
-  if (isOpen ? nextK < endK : (sendingStoppedAt === 0 && performance.now() < windowEnd)) return
+  if (isOpen ? nextK < endK && performance.now() < sendEnd : (sendingStoppedAt === 0 && performance.now() < windowEnd)) return
   finish()
 }
 
@@ -324,7 +330,8 @@ function start (): void {
   t0 = performance.now()
   warmEnd = t0 + data.warmupMs
   windowEnd = warmEnd + data.durationMs
-  drainEnd = windowEnd + data.timeoutMs
+  sendEnd = isOpen ? windowEnd + Math.min(1000, data.timeoutMs) : windowEnd
+  drainEnd = sendEnd + data.timeoutMs
   eluStart = performance.eventLoopUtilization()
   if (isOpen) {
     firstDue = t0 + data.phaseMs

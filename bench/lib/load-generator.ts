@@ -109,9 +109,10 @@ export async function runLoad (target: TargetAddress, spec: LoadSpec, options: R
             case 'ready':
               if (++ready === threads) {
                 clearTimeout(timer)
-                // Bounded: warm-up + window + drain (timeoutMs) + slack for thread start and exit.
+                // Bounded: warm-up + window + an open loop's late sends (<= 1 s) + drain (timeoutMs)
+                // + slack for thread start and exit.
                 timer = setTimeout(() => { reject(new Error('generator threads did not finish in time')) },
-                  totalMs + spec.timeoutMs + 10_000)
+                  totalMs + Math.min(1000, spec.timeoutMs) + spec.timeoutMs + 10_000)
                 cpuStart = process.cpuUsage()
                 wallStart = performance.now()
                 for (const w of workers) w.postMessage({ type: 'start' })

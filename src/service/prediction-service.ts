@@ -38,6 +38,7 @@ export interface PredictionServiceOptions {
   readonly maxBatchSize: number
   readonly maxQueueSize: number
   readonly maxQueueDelayUs: number
+  readonly maxQueueWaitMs: number
 }
 
 /**
@@ -62,6 +63,7 @@ export class PredictionService {
       maxBatchSize: options.maxBatchSize,
       maxQueueSize: options.maxQueueSize,
       maxQueueDelayUs: options.maxQueueDelayUs,
+      maxQueueWaitMs: options.maxQueueWaitMs,
     }, metrics)
   }
 
