@@ -54,14 +54,6 @@ export interface DynamicBatcherOptions {
    * idle, trading latency at low load for bigger batches. Never more batches than workers.
    */
   readonly maxQueueDelayUs: number
-  /**
-   * >0: shed while the oldest waiting request has waited longer than this (ms), whatever the
-   * count. Under overload the queue then holds what the workers clear within this time, so an
-   * admitted request's wait stays near it, and the rest get a fast 503 instead of a late answer.
-   * 0 (default): max_queue_size alone bounds the queue. Optional for callers that build a batcher
-   * by hand (tests).
-   */
-  readonly maxQueueWaitMs?: number
 }
 
 /**
@@ -100,8 +92,8 @@ class Batch implements BatchCompletion {
  * - While every worker is busy, arriving requests are written straight into the batch that is
  *   gathering (its rows are the transfer buffer itself), up to max_batch_size; a full batch is
  *   closed and the next one opened. When a worker frees, the oldest batch goes.
- * - The number of queued requests is bounded by max_queue_size, and optionally their age by
- *   max_queue_wait_ms: the caller checks `canAdmit()` first and sheds when it is false.
+ * - The number of queued requests is bounded by max_queue_size: the caller checks `canAdmit()`
+ *   first and sheds when it is false.
  * - Deadlines are checked when a batch is dispatched; expired requests never reach the model.
  *
  *   gathering: [ B0 (full) | B1 (full) | B2 (open, 7 rows) ]  -> dispatched oldest first
@@ -130,13 +122,11 @@ export class DynamicBatcher {
   /** A dispatch is due once this loop turn's I/O callbacks are done (see `commit`). */
   private turnEndArmed = false
   private readonly rowFloats = kFeatureCount
-  private readonly maxQueueWaitMs: number
   private idleWaiters: Array<() => void> = []
 
   constructor (options: DynamicBatcherOptions, metrics: BatcherMetrics) {
     this.options = options
     this.metrics = metrics
-    this.maxQueueWaitMs = options.maxQueueWaitMs ?? 0
     const slots = Math.ceil(options.maxQueueSize / options.maxBatchSize) + 1
     this.gathering = new Array<Batch | null>(slots).fill(null)
     this.onDelayTimer = this.onDelayTimer.bind(this)
@@ -159,16 +149,13 @@ export class DynamicBatcher {
   get queueDepth (): number { return this.queued }
 
   /**
-   * False past max_queue_size requests waiting for a worker, or (max_queue_wait_ms) while every
-   * worker is busy and the oldest waiting request has waited longer than that. Requests of this
-   * turn that idle workers will take at its end are not waiting: they do not count.
+   * False past max_queue_size requests waiting for a worker. Requests of this turn that idle
+   * workers will take at its end are not waiting: they do not count against the bound.
    */
   canAdmit (): boolean {
     const workers = this.runner?.workers ?? 0
     const idle = workers > this.inFlightBatches ? workers - this.inFlightBatches : 0
-    if (this.queued >= this.options.maxQueueSize + idle * this.options.maxBatchSize) return false
-    return this.maxQueueWaitMs === 0 || this.count === 0 || idle > 0 ||
-      performance.now() - this.gathering[this.head]!.openedMs <= this.maxQueueWaitMs
+    return this.queued < this.options.maxQueueSize + idle * this.options.maxBatchSize
   }
 
   /**

@@ -21,7 +21,6 @@ export interface RawSettings {
   max_batch_size: number
   max_queue_delay_us: number
   max_queue_size: number
-  max_queue_wait_ms: number
   deadline_ms: number
   max_body_bytes: number
   max_batch_requests: number
@@ -58,7 +57,6 @@ export interface Config {
   readonly maxBatchSize: number
   readonly maxQueueDelayUs: number
   readonly maxQueueSize: number
-  readonly maxQueueWaitMs: number
   readonly deadlineMs: number
   readonly maxBodyBytes: number
   readonly maxBatchRequests: number
@@ -143,10 +141,6 @@ export const kSettings: SettingsTable = {
   max_queue_size: {
     kind: 'integer', min: 1, max: 1_000_000, default: 4096, env: 'MAX_QUEUE_SIZE', flag: 'max-queue-size',
     description: 'Pending requests beyond this are shed with 503.',
-  },
-  max_queue_wait_ms: {
-    kind: 'integer', min: 0, max: 60_000, default: 0, env: 'MAX_QUEUE_WAIT_MS', flag: 'max-queue-wait-ms',
-    description: 'Also shed with 503 while the oldest waiting request has waited longer than this (ms); 0: off, max_queue_size alone bounds the queue.',
   },
   deadline_ms: {
     kind: 'integer', min: 1, max: 60_000, default: 1000, env: 'DEADLINE_MS', flag: 'deadline-ms',

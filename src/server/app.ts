@@ -58,7 +58,6 @@ export class PredictionServer {
       maxBatchSize: config.maxBatchSize,
       maxQueueSize: config.maxQueueSize,
       maxQueueDelayUs: config.maxQueueDelayUs,
-      maxQueueWaitMs: config.maxQueueWaitMs,
     }, {
       recordQueueWait: (us) => { metrics.recordQueueWait(us) },
       recordBatch: (rows, us) => { metrics.recordBatch(rows, us) },

@@ -38,7 +38,6 @@ export interface PredictionServiceOptions {
   readonly maxBatchSize: number
   readonly maxQueueSize: number
   readonly maxQueueDelayUs: number
-  readonly maxQueueWaitMs: number
 }
 
 /**
@@ -63,7 +62,6 @@ export class PredictionService {
       maxBatchSize: options.maxBatchSize,
       maxQueueSize: options.maxQueueSize,
       maxQueueDelayUs: options.maxQueueDelayUs,
-      maxQueueWaitMs: options.maxQueueWaitMs,
     }, metrics)
   }
 

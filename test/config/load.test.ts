@@ -31,7 +31,6 @@ const kExpectedDefaults: Config = {
   workerTransport: 'shared-memory',
   maxBatchSize: 64,
   maxQueueDelayUs: 0,
-  maxQueueWaitMs: 0,
   maxQueueSize: 4096,
   deadlineMs: 1000,
   maxBodyBytes: 1_048_576,
