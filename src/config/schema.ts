@@ -18,6 +18,7 @@ export interface RawSettings {
   require_model: boolean
   workers: number
   worker_transport: WorkerTransport
+  worker_spin_us: number
   max_batch_size: number
   max_queue_delay_us: number
   max_queue_size: number
@@ -54,6 +55,7 @@ export interface Config {
   /** Effective count: 0 in the settings is resolved to the core-based default when loading. */
   readonly workers: number
   readonly workerTransport: WorkerTransport
+  readonly workerSpinUs: number
   readonly maxBatchSize: number
   readonly maxQueueDelayUs: number
   readonly maxQueueSize: number
@@ -129,6 +131,10 @@ export const kSettings: SettingsTable = {
   worker_transport: {
     kind: 'enum', values: kWorkerTransports, default: 'shared-memory', env: 'WORKER_TRANSPORT', flag: 'worker-transport',
     description: 'How batches reach workers: a shared-memory slot per worker woken with Atomics, or one Piscina message per batch (the slower baseline).',
+  },
+  worker_spin_us: {
+    kind: 'integer', min: 0, max: 10_000, default: 0, env: 'WORKER_SPIN_US', flag: 'worker-spin-us',
+    description: 'After a batch, a worker polls for the next one this long before sleeping (µs): no wake-up on the hot path, at the cost of a busy core. For machines with a core per worker beyond the event loop\'s.',
   },
   max_batch_size: {
     kind: 'integer', min: 1, max: 4096, default: 64, env: 'MAX_BATCH_SIZE', flag: 'max-batch-size',

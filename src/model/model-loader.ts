@@ -12,6 +12,8 @@ export interface ModelLoadOptions {
   readonly workers: number
   readonly maxBatchSize: number
   readonly warmupRuns: number
+  /** worker_spin_us (default 0). */
+  readonly workerSpinUs?: number
   readonly readyTimeoutMs?: number
   readonly onWorkerError?: (err: unknown) => void
   readonly transport?: WorkerTransport
@@ -67,6 +69,7 @@ export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel
     maxBatchSize: options.maxBatchSize,
     workers: options.workers,
     warmupRuns: options.warmupRuns,
+    workerSpinUs: options.workerSpinUs ?? 0,
     readyTimeoutMs: options.readyTimeoutMs ?? 60_000,
     ...(options.onWorkerError !== undefined ? { onWorkerError: options.onWorkerError } : {}),
     ...(options.transport !== undefined ? { transport: options.transport } : {}),

@@ -82,7 +82,7 @@ export class ModelManager {
       const started = performance.now()
       try {
         // One worker: the candidate must not take CPU from the serving path.
-        const model = await this.load(modelPath, 1)
+        const model = await this.load(modelPath, 1, 0)
         this.shadow = new ShadowScorer(model)
         this.service.batcher.setObserver(this.shadow)
         if (previous !== null) this.closeLater(previous.model)
@@ -165,11 +165,13 @@ export class ModelManager {
     return next
   }
 
-  private load (modelPath: string, workers = this.config.workers): Promise<LoadedModel> {
+  /** `spinUs`: the serving pool polls as configured; a shadow candidate never does (its core is the serving path's). */
+  private load (modelPath: string, workers = this.config.workers, spinUs = this.config.workerSpinUs): Promise<LoadedModel> {
     return loadModel({
       modelPath,
       barMs: this.config.barMs,
       workers,
+      workerSpinUs: spinUs,
       maxBatchSize: this.config.maxBatchSize,
       warmupRuns: this.config.warmupRuns,
       transport: this.config.workerTransport,

@@ -23,6 +23,8 @@ export interface InferencePoolOptions {
   readonly maxBatchSize: number
   readonly workers: number
   readonly warmupRuns: number
+  /** Shared-memory transport: how long a worker polls for the next batch before sleeping (µs). */
+  readonly workerSpinUs?: number
   /** How long every worker may take to load and warm its session. */
   readonly readyTimeoutMs: number
   /** A worker died outside a task (Piscina replaces it); without a listener the process would crash. */
@@ -88,6 +90,7 @@ export class InferencePool {
         featureCount: options.featureCount,
         maxBatchSize: options.maxBatchSize,
         warmupRuns: options.warmupRuns,
+        spinUs: options.workerSpinUs ?? 0,
         readyChannel,
       }
       piscina = new Piscina<BatchTask, ArrayBuffer>({

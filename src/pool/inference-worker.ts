@@ -5,6 +5,7 @@
  * first task), and the worker then reports ready on the pool's BroadcastChannel. No top-level
  * await: Piscina loads handlers with require() first, which cannot load a module that has one.
  */
+import { performance } from 'node:perf_hooks'
 import { BroadcastChannel, threadId } from 'node:worker_threads'
 import { move, workerData } from 'piscina'
 import { openBatchSession, type BatchSession } from './batch-session.js'
@@ -14,7 +15,7 @@ import {
 } from './messages.js'
 
 const data = workerData as InferenceWorkerData
-const { inputName, outputName, featureCount } = data
+const { inputName, outputName, featureCount, spinUs } = data
 
 function report (message: WorkerReadyMessage): void {
   const channel = new BroadcastChannel(data.readyChannel)
@@ -67,6 +68,15 @@ async function serveLoop (session: BatchSession, task: ServeTask): Promise<numbe
   let served = 0
   for (;;) {
     let state = Atomics.load(control, kSlotState)
+    if (spinUs > 0 && state !== kSlotRequest && state !== kSlotStop) {
+      // worker_spin_us: poll before sleeping. A batch posted meanwhile is taken without a futex
+      // wake-up on either side, and the core stays warm (measured at one connection: p50 ~100
+      // against ~200 µs); the price is a busy core while batches keep coming.
+      const until = performance.now() + spinUs / 1000
+      do {
+        state = Atomics.load(control, kSlotState)
+      } while (state !== kSlotRequest && state !== kSlotStop && performance.now() < until)
+    }
     while (state !== kSlotRequest && state !== kSlotStop) {
       Atomics.wait(control, kSlotState, state)
       state = Atomics.load(control, kSlotState)

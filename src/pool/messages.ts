@@ -23,6 +23,8 @@ export interface InferenceWorkerData {
   readonly featureCount: number
   readonly maxBatchSize: number
   readonly warmupRuns: number
+  /** worker_spin_us: polling time before Atomics.wait in the serve loop (0: sleep at once). */
+  readonly spinUs: number
   /** BroadcastChannel name on which each worker reports that its session is loaded and warm. */
   readonly readyChannel: string
 }

@@ -31,6 +31,7 @@ const kExpectedDefaults: Config = {
   workerTransport: 'shared-memory',
   maxBatchSize: 64,
   maxQueueDelayUs: 0,
+  workerSpinUs: 0,
   maxQueueSize: 4096,
   deadlineMs: 1000,
   maxBodyBytes: 1_048_576,
