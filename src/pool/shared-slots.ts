@@ -17,13 +17,14 @@ class Slot {
   target: ArrayBuffer | null = null
   rows = 0
   completion: BatchCompletion | null = null
-  /** Counts batches posted to this slot: a wake-up armed for an earlier one is recognised as stale. */
-  seq = 0
+  /** Bound once: arming a wake-up allocates no closure per batch. */
+  readonly onWake: () => void
 
-  constructor (bytes: number) {
+  constructor (bytes: number, onWake: (slot: Slot) => void) {
     this.buffer = new SharedArrayBuffer(bytes)
     this.control = new Int32Array(this.buffer, 0, kSlotControlBytes / 4)
     this.data = new Float32Array(this.buffer, kSlotControlBytes)
+    this.onWake = () => { onWake(this) }
   }
 
   /** A fresh buffer after a worker died: a late wake-up on the old one can then never be mistaken. */
@@ -64,7 +65,8 @@ export class SharedSlots {
     this.featureCount = featureCount
     this.bytes = kSlotControlBytes + maxBatchSize * featureCount * 4
     this.onWorkerLost = onWorkerLost
-    this.slots = Array.from({ length: workers }, () => new Slot(this.bytes))
+    const wake = (slot: Slot): void => { this.onWake(slot) }
+    this.slots = Array.from({ length: workers }, () => new Slot(this.bytes, wake))
     this.free = [...this.slots]
     for (const slot of this.slots) this.startServing(slot)
   }
@@ -90,17 +92,16 @@ export class SharedSlots {
     slot.rows = rows
     const control = slot.control
     control[kSlotRows] = rows
-    const seq = ++slot.seq
     Atomics.store(control, kSlotState, kSlotRequest)
     Atomics.notify(control, kSlotState)
-    this.await(slot, seq)
+    this.await(slot)
   }
 
   /** Calls `onWake` once the slot's state is no longer REQUEST (or on a spurious wake-up: it re-checks). */
-  private await (slot: Slot, seq: number): void {
+  private await (slot: Slot): void {
     const wait = Atomics.waitAsync(slot.control, kSlotState, kSlotRequest)
-    if (wait.async) void wait.value.then(() => { this.onWake(slot, seq) })
-    else queueMicrotask(() => { this.onWake(slot, seq) }) // answered already: still not during dispatch
+    if (wait.async) void wait.value.then(slot.onWake)
+    else queueMicrotask(slot.onWake) // answered already: still not during dispatch
   }
 
   /**
@@ -134,11 +135,9 @@ export class SharedSlots {
     }
   }
 
-
-  private onWake (slot: Slot, seq: number): void {
-    // A stale wake-up (a late notify for an earlier batch on this slot): that batch was answered,
-    // and the batch now in the slot, if any, has a wake-up of its own.
-    if (seq !== slot.seq || slot.completion === null) return
+  private onWake (slot: Slot): void {
+    // A stale wake-up (the slot was answered or failed already): nothing of ours is pending.
+    if (slot.completion === null) return
     const control = slot.control
     const state = Atomics.load(control, kSlotState)
     if (state === kSlotRequest) {
@@ -148,7 +147,7 @@ export class SharedSlots {
       // a new wait: that late notify wakes the new wait. Returning here lost the batch for good
       // (issue 4: ~1 request in 200,000 never answered on /ws at 64 in flight). Like any futex
       // waiter, re-check and wait again.
-      this.await(slot, seq)
+      this.await(slot)
       return
     }
     const target = slot.target!
