@@ -23,6 +23,11 @@ export interface BatchRunner {
   dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void
 }
 
+/** Reports a promised batch to a completion: for runners built on promises (Piscina tasks, tests). */
+export function completeFrom (result: Promise<ArrayBuffer>, completion: BatchCompletion): void {
+  result.then((buffer) => { completion.batchDone(buffer) }, (err: unknown) => { completion.batchFailed(err) })
+}
+
 /** `dispatch` as a promise, for callers off the hot path (shadow scoring, tests). */
 export function runBatch (runner: Pick<BatchRunner, 'dispatch'>, buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> {
   return new Promise((resolve, reject) => { runner.dispatch(buffer, rows, { batchDone: resolve, batchFailed: reject }) })

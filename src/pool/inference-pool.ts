@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
 import { ModelLoadError } from '../errors.js'
 import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
-import type { BatchCompletion } from '../batching/dynamic-batcher.js'
+import { completeFrom, type BatchCompletion } from '../batching/dynamic-batcher.js'
 import { SharedSlots } from './shared-slots.js'
 
 /**
@@ -126,10 +126,7 @@ export class InferencePool {
       this.slots.dispatch(buffer, rows, completion)
       return
     }
-    this.piscina.run({ buffer, rows }, { transferList: [buffer] }).then(
-      (back) => { completion.batchDone(back) },
-      (err: unknown) => { completion.batchFailed(err) },
-    )
+    completeFrom(this.piscina.run({ buffer, rows }, { transferList: [buffer] }), completion)
   }
 
 

@@ -7,6 +7,7 @@
  * that receive identical histories, one per transport.
  */
 import t from 'tap'
+import { completeFrom } from '../../src/batching/dynamic-batcher.js'
 import { FbClientCodec, type PredictionRequest, type PredictionResult } from '../../src/client/wire-codec.js'
 import { kFeatureNames, kFeatureSetVersion } from '../../src/features/feature-spec.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
@@ -193,9 +194,7 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
       }
       return run(buffer, rows)
     }
-    model.dispatch = (buffer, rows, completion) => {
-      gatedRun(buffer, rows).then((b) => { completion.batchDone(b) }, (e: unknown) => { completion.batchFailed(e) })
-    }
+    model.dispatch = (buffer, rows, completion) => { completeFrom(gatedRun(buffer, rows), completion) }
     ws.send(codec.batch(1, [
       { price: 1, symbol: 'Q_A' }, // dispatched at once, held at the gate
       { price: 1, symbol: 'Q_B', deadline_ms: 1 }, // queued; expired by the time the worker frees

@@ -3,6 +3,7 @@
  * connection is closed with 1001 (going away); nothing is cut off mid-flight.
  */
 import t from 'tap'
+import { completeFrom } from '../../src/batching/dynamic-batcher.js'
 import { FbClientCodec, type PredictionRequest } from '../../src/client/wire-codec.js'
 import { startServer } from '../helpers/start-server.js'
 import { RawWs, wsUrl, type Received } from './ws-test-client.js'
@@ -55,9 +56,7 @@ t.test('a frame arriving while the server drains is refused with OVERLOADED, not
   const run = model.run.bind(model)
   let open!: () => void
   const gate = new Promise<void>((resolve) => { open = resolve })
-  model.dispatch = (buffer, rows, completion) => {
-    gate.then(() => run(buffer, rows)).then((b) => { completion.batchDone(b) }, (e: unknown) => { completion.batchFailed(e) })
-  }
+  model.dispatch = (buffer, rows, completion) => { completeFrom(gate.then(() => run(buffer, rows)), completion) }
   const service = server.service
   const submit = service.submit.bind(service)
   let admitted!: () => void
