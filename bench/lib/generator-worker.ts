@@ -35,7 +35,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import type { GenConnection, RunHooks } from './gen-connection.js'
 import { createHistogram, encodeHistogram } from './histogram.js'
 import { HttpConnection } from './http-connection.js'
-import type { Counts, GeneratorWorkerData, ParentToWorker, ThreadResult, WorkerToParent } from './load-types.js'
+import { emptyCounts, type GeneratorWorkerData, type ParentToWorker, type ThreadResult, type WorkerToParent } from './load-types.js'
 import { WsConnection } from './ws-connection.js'
 
 const data = workerData as GeneratorWorkerData
@@ -55,9 +55,7 @@ let overshootMs = 0.1
 
 const latency = createHistogram()
 const sendLag = isOpen ? createHistogram() : null
-const counts: Counts = {
-  sent: 0, ok: 0, non2xx: {}, errors: {}, timeouts: 0, unsent: 0, intended: 0, sentInWindow: 0, connectErrors: 0, reconnects: 0,
-}
+const counts = emptyCounts()
 let allSent = 0
 let allOk = 0
 let allFailed = 0

@@ -12,8 +12,9 @@ import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { decodeHistogram, createHistogram, encodeHistogram, summarize } from './histogram.js'
-import type {
-  Counts, GeneratorWorkerData, LoadResult, LoadSpec, TargetAddress, ThreadResult, WorkerToParent,
+import {
+  addCounts, emptyCounts, type GeneratorWorkerData, type LoadResult, type LoadSpec, type TargetAddress, type ThreadResult,
+  type WorkerToParent,
 } from './load-types.js'
 import { requestTemplate } from './request-bodies.js'
 
@@ -162,9 +163,7 @@ export function mergeThreadResults (
   spec: LoadSpec, target: string, startedAt: string, results: readonly ThreadResult[],
   usage: { readonly cpuUs: number, readonly wallMs: number },
 ): LoadResult {
-  const counts: Counts = {
-    sent: 0, ok: 0, non2xx: {}, errors: {}, timeouts: 0, unsent: 0, intended: 0, sentInWindow: 0, connectErrors: 0, reconnects: 0,
-  }
+  const counts = emptyCounts()
   const latency = createHistogram()
   const sendLag = spec.mode === 'open' ? createHistogram() : null
   let windowMs = 0
@@ -174,16 +173,7 @@ export function mergeThreadResults (
   const perThread: Array<{ ok: number, sent: number, recorded: number }> = []
   for (const r of results) {
     const c = r.counts
-    counts.sent += c.sent
-    counts.ok += c.ok
-    counts.timeouts += c.timeouts
-    counts.unsent += c.unsent
-    counts.intended += c.intended
-    counts.sentInWindow += c.sentInWindow
-    counts.connectErrors += c.connectErrors
-    counts.reconnects += c.reconnects
-    for (const [k, v] of Object.entries(c.non2xx)) counts.non2xx[k] = (counts.non2xx[k] ?? 0) + v
-    for (const [k, v] of Object.entries(c.errors)) counts.errors[k] = (counts.errors[k] ?? 0) + v
+    addCounts(counts, c)
     const threadHistogram = decodeHistogram(r.latency)
     latency.add(threadHistogram)
     perThread.push({ ok: c.ok, sent: c.sent, recorded: threadHistogram.totalCount })
@@ -239,9 +229,7 @@ export function mergeLoadResults (results: readonly LoadResult[]): LoadResult {
   if (results.length === 0) throw new Error('nothing to merge')
   if (results.length === 1) return results[0]!
   const first = results[0]!
-  const counts: Counts = {
-    sent: 0, ok: 0, non2xx: {}, errors: {}, timeouts: 0, unsent: 0, intended: 0, sentInWindow: 0, connectErrors: 0, reconnects: 0,
-  }
+  const counts = emptyCounts()
   const latency = createHistogram()
   let windowMs = 0
   let answerSpanMs = 0
@@ -251,17 +239,7 @@ export function mergeLoadResults (results: readonly LoadResult[]): LoadResult {
   let maxElu = 0
   let queuedForConnection = 0
   for (const r of results) {
-    const c = r.counts
-    counts.sent += c.sent
-    counts.ok += c.ok
-    counts.timeouts += c.timeouts
-    counts.unsent += c.unsent
-    counts.intended += c.intended
-    counts.sentInWindow += c.sentInWindow
-    counts.connectErrors += c.connectErrors
-    counts.reconnects += c.reconnects
-    for (const [k, v] of Object.entries(c.non2xx)) counts.non2xx[k] = (counts.non2xx[k] ?? 0) + v
-    for (const [k, v] of Object.entries(c.errors)) counts.errors[k] = (counts.errors[k] ?? 0) + v
+    addCounts(counts, r.counts)
     latency.add(decodeHistogram(r.histogram))
     windowMs += r.windowMs
     answerSpanMs += r.answerSpanMs

@@ -110,6 +110,25 @@ export interface Counts {
   reconnects: number
 }
 
+/** All counters at zero: a thread's start, or the sum before merging. */
+export function emptyCounts (): Counts {
+  return { sent: 0, ok: 0, non2xx: {}, errors: {}, timeouts: 0, unsent: 0, intended: 0, sentInWindow: 0, connectErrors: 0, reconnects: 0 }
+}
+
+/** Adds `c` into `into`, the keyed counters key by key. */
+export function addCounts (into: Counts, c: Counts): void {
+  into.sent += c.sent
+  into.ok += c.ok
+  into.timeouts += c.timeouts
+  into.unsent += c.unsent
+  into.intended += c.intended
+  into.sentInWindow += c.sentInWindow
+  into.connectErrors += c.connectErrors
+  into.reconnects += c.reconnects
+  for (const [k, v] of Object.entries(c.non2xx)) into.non2xx[k] = (into.non2xx[k] ?? 0) + v
+  for (const [k, v] of Object.entries(c.errors)) into.errors[k] = (into.errors[k] ?? 0) + v
+}
+
 export type WorkerToParent =
   | { readonly type: 'ready' }
   | { readonly type: 'progress', readonly sent: number, readonly ok: number, readonly failed: number }
