@@ -32,10 +32,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import {
   chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync,
 } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join, posix, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from './free-port.js'
 
 const kRepo = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 /** The build context: the working tree by default, `--context DIR` for another checkout. */
@@ -173,17 +173,6 @@ function log (message: string): void {
 
 function fail (message: string): never {
   throw new Error(message)
-}
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      srv.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
 }
 
 function sh (cmd: string, args: string[]): string {

@@ -5,22 +5,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
-import { createServer } from 'node:net'
 import { delimiter, join } from 'node:path'
 import type { Test } from 'tap'
 
 export const kRepoRoot = new URL('../../', import.meta.url).pathname
 
-export function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address()
-      srv.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
-    })
-  })
-}
+export { freePort } from '../../scripts/free-port.js'
 
 /** Absolute path of an executable on PATH or in the sbin folders, or null. */
 export function findBinary (name: string): string | null {

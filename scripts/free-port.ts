@@ -1,0 +1,13 @@
+import { createServer } from 'node:net'
+
+/** A TCP port free on 127.0.0.1 right now (the OS picks it), for a process about to listen there. */
+export function freePort (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address()
+      srv.close(() => { resolve(typeof address === 'object' && address !== null ? address.port : 0) })
+    })
+  })
+}
