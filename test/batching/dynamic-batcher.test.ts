@@ -52,11 +52,16 @@ function submit (b: DynamicBatcher, sink: PredictionSink, tag: number, deadlineM
 
 const flush = (): Promise<void> => new Promise(resolve => setImmediate(resolve))
 
-t.test('work-conserving: a lone request goes to an idle worker in the turn it arrived, alone', async (t) => {
-  const runner = new ManualRunner(2)
-  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
+/** A batcher fed by a ManualRunner of `workers`, answering into one Collect sink. */
+function setup (workers: number, options: { maxBatchSize: number, maxQueueSize: number, maxQueueDelayUs?: number }): { runner: ManualRunner, b: DynamicBatcher, sink: Collect } {
+  const runner = new ManualRunner(workers)
+  const b = new DynamicBatcher({ maxQueueDelayUs: 0, ...options }, noMetrics)
   b.setRunner(runner)
-  const sink = new Collect()
+  return { runner, b, sink: new Collect() }
+}
+
+t.test('work-conserving: a lone request goes to an idle worker in the turn it arrived, alone', async (t) => {
+  const { runner, b, sink } = setup(2, { maxBatchSize: 8, maxQueueSize: 64 })
   submit(b, sink, 7)
   t.equal(runner.sent.length, 0, 'not inside the socket callback that submitted it')
   await flush()
@@ -68,10 +73,7 @@ t.test('work-conserving: a lone request goes to an idle worker in the turn it ar
 })
 
 t.test('requests that arrive in the same turn leave together: one worker wake-up, not one each', async (t) => {
-  const runner = new ManualRunner(2)
-  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(2, { maxBatchSize: 8, maxQueueSize: 64 })
   for (let i = 1; i <= 3; i++) submit(b, sink, i)
   await flush()
   t.same(runner.sent.map(s => s.firstFeatures), [[1, 2, 3]], 'one batch of three, although two workers were idle')
@@ -80,10 +82,7 @@ t.test('requests that arrive in the same turn leave together: one worker wake-up
 })
 
 t.test('while every worker is busy, requests gather into batches of at most max_batch_size', async (t) => {
-  const runner = new ManualRunner(1)
-  const b = new DynamicBatcher({ maxBatchSize: 4, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(1, { maxBatchSize: 4, maxQueueSize: 64 })
   submit(b, sink, 1)
   await flush()
   t.equal(runner.sent.length, 1, 'the one worker took the first request')
@@ -106,10 +105,7 @@ t.test('while every worker is busy, requests gather into batches of at most max_
 })
 
 t.test('the queue is bounded: canAdmit turns false at max_queue_size', async (t) => {
-  const runner = new ManualRunner(1)
-  const b = new DynamicBatcher({ maxBatchSize: 2, maxQueueSize: 3, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { b, sink } = setup(1, { maxBatchSize: 2, maxQueueSize: 3 })
   submit(b, sink, 1)
   await flush() // in flight, not queued
   for (let i = 2; i <= 4; i++) { t.ok(b.canAdmit()); submit(b, sink, i) }
@@ -117,10 +113,7 @@ t.test('the queue is bounded: canAdmit turns false at max_queue_size', async (t)
 })
 
 t.test('requests that idle workers take at the end of the turn do not count against the bound', async (t) => {
-  const runner = new ManualRunner(2)
-  const b = new DynamicBatcher({ maxBatchSize: 2, maxQueueSize: 1, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(2, { maxBatchSize: 2, maxQueueSize: 1 })
   for (let i = 1; i <= 5; i++) { t.ok(b.canAdmit(), `request ${i}: two idle workers take 2 x 2 rows, then one may wait`); submit(b, sink, i) }
   t.notOk(b.canAdmit(), 'a sixth would wait beyond max_queue_size')
   await flush()
@@ -130,10 +123,7 @@ t.test('requests that idle workers take at the end of the turn do not count agai
 })
 
 t.test('requests past their deadline are dropped before inference', async (t) => {
-  const runner = new ManualRunner(1)
-  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(1, { maxBatchSize: 8, maxQueueSize: 64 })
   submit(b, sink, 1)
   await flush()
   submit(b, sink, 2, 1) // 1 ms deadline, expires while the worker is busy
@@ -149,10 +139,7 @@ t.test('requests past their deadline are dropped before inference', async (t) =>
 })
 
 t.test('a failed batch answers every one of its requests INTERNAL at once; the next batch carries on', async (t) => {
-  const runner = new ManualRunner(1)
-  const b = new DynamicBatcher({ maxBatchSize: 8, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(1, { maxBatchSize: 8, maxQueueSize: 64 })
   submit(b, sink, 1)
   await flush()
   submit(b, sink, 2)
@@ -168,10 +155,7 @@ t.test('a failed batch answers every one of its requests INTERNAL at once; the n
 })
 
 t.test('max_batch_size 1 turns batching off', async (t) => {
-  const runner = new ManualRunner(1)
-  const b = new DynamicBatcher({ maxBatchSize: 1, maxQueueSize: 64, maxQueueDelayUs: 0 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(1, { maxBatchSize: 1, maxQueueSize: 64 })
   for (let i = 1; i <= 5; i++) submit(b, sink, i)
   await flush()
   for (let i = 0; i < 5; i++) { runner.answer(i); await flush() }
@@ -182,10 +166,7 @@ t.test('max_queue_delay_us holds a partly filled batch for company, never longer
   // A delay long enough that a stalled CI process (GC, preemption) cannot use it up between
   // submit(5) and the "held again" check below, which would send the batch before it is looked at.
   const kDelayMs = 500
-  const runner = new ManualRunner(1)
-  const b = new DynamicBatcher({ maxBatchSize: 4, maxQueueSize: 64, maxQueueDelayUs: kDelayMs * 1000 }, noMetrics)
-  b.setRunner(runner)
-  const sink = new Collect()
+  const { runner, b, sink } = setup(1, { maxBatchSize: 4, maxQueueSize: 64, maxQueueDelayUs: kDelayMs * 1000 })
   submit(b, sink, 1)
   submit(b, sink, 2)
   await flush()
