@@ -7,9 +7,9 @@
  * that receive identical histories, one per transport.
  */
 import t from 'tap'
-import { completeFrom } from '../../src/batching/dynamic-batcher.js'
 import { FbClientCodec, type PredictionRequest, type PredictionResult } from '../../src/client/wire-codec.js'
 import { kFeatureNames, kFeatureSetVersion } from '../../src/features/feature-spec.js'
+import { InferenceGate } from '../helpers/inference-gate.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 import { marketRequest, RawWs, rng, wsUrl } from './ws-test-client.js'
 
@@ -181,20 +181,7 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
     await ws.next()
     const codec = new FbClientCodec()
     // Inference held at a gate: what is queued behind the first request stays queued.
-    const model = server.service.currentModel!
-    const run = model.run.bind(model)
-    let open!: () => void
-    let gate = new Promise<void>((resolve) => { open = resolve })
-    let failNext = false
-    const gatedRun = async (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> => {
-      await gate
-      if (failNext) {
-        failNext = false
-        throw new Error('injected inference failure')
-      }
-      return run(buffer, rows)
-    }
-    model.dispatch = (buffer, rows, completion) => { completeFrom(gatedRun(buffer, rows), completion) }
+    const gate = new InferenceGate(server.service.currentModel!)
     ws.send(codec.batch(1, [
       { price: 1, symbol: 'Q_A' }, // dispatched at once, held at the gate
       { price: 1, symbol: 'Q_B', deadline_ms: 1 }, // queued; expired by the time the worker frees
@@ -208,7 +195,7 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
     while (server.service.batcher.queueDepth < 2 && Date.now() < admittedBy) await new Promise(resolve => setTimeout(resolve, 2))
     t.equal(server.service.batcher.queueDepth, 2, 'Q_B and Q_C queued behind Q_A')
     await new Promise(resolve => setTimeout(resolve, 20))
-    open()
+    gate.open()
     const first = await ws.next()
     t.match(first, {
       kind: 'batch',
@@ -220,8 +207,7 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
         { ok: false, error: { wireCode: 'OVERLOADED' } },
       ],
     })
-    gate = Promise.resolve()
-    failNext = true
+    gate.failNext()
     ws.send(codec.request(2, { price: 1, symbol: 'Q_E' }))
     t.match(await ws.next(), { kind: 'error', id: 2, error: { wireCode: 'INTERNAL', message: 'INTERNAL: Inference failed' } })
     ws.send(codec.request(3, { price: 1, symbol: 'Q_F' }))

@@ -3,8 +3,8 @@
  * connection is closed with 1001 (going away); nothing is cut off mid-flight.
  */
 import t from 'tap'
-import { completeFrom } from '../../src/batching/dynamic-batcher.js'
 import { FbClientCodec, type PredictionRequest } from '../../src/client/wire-codec.js'
+import { InferenceGate } from '../helpers/inference-gate.js'
 import { startServer } from '../helpers/start-server.js'
 import { RawWs, wsUrl, type Received } from './ws-test-client.js'
 
@@ -52,11 +52,7 @@ t.test('a frame arriving while the server drains is refused with OVERLOADED, not
   await ws.next()
   const codec = new FbClientCodec()
   // Hold inference at a gate, so that the drain is certainly still going when the late frame lands.
-  const model = server.service.currentModel!
-  const run = model.run.bind(model)
-  let open!: () => void
-  const gate = new Promise<void>((resolve) => { open = resolve })
-  model.dispatch = (buffer, rows, completion) => { completeFrom(gate.then(() => run(buffer, rows)), completion) }
+  const gate = new InferenceGate(server.service.currentModel!)
   const service = server.service
   const submit = service.submit.bind(service)
   let admitted!: () => void
@@ -71,7 +67,7 @@ t.test('a frame arriving while the server drains is refused with OVERLOADED, not
   const closing = server.close('test')
   ws.send(codec.request(2, { price: 1 }))
   t.match(await ws.next(), { kind: 'error', id: 2, error: { wireCode: 'OVERLOADED', message: 'OVERLOADED: Shutting down' } }, 'the late request is refused at once')
-  open()
+  gate.open()
   t.match(await ws.next(), { kind: 'batch', id: 1 }, 'the admitted batch is answered')
   t.equal((await ws.waitClose()).code, 1001, 'then 1001')
   await closing
