@@ -7,7 +7,7 @@ t.test('the contract examples answer as it says', async (t) => {
   const health = await getJson(`${url}/health`)
   t.equal(health.status, 200)
   t.match(health.body, { status: 'ok', model_loaded: true, model_version: 'xgboost_phase1_v1', uptime_seconds: Number })
-  t.ok('avg_latency_ms' in health.body)
+  t.type(health.body.avg_latency_ms, 'number', 'avg_latency_ms is a number before any prediction (the bot reads f64)')
 
   const p = await postJson(`${url}/predict`, { price: 612.5, volume: 10, bid_volume: 5, ask_volume: 3 })
   t.equal(p.status, 200)

@@ -33,9 +33,11 @@ export class HealthRoutes {
     const body = {
       status: model === null ? 'unavailable' : this.service.isReady ? 'ok' : 'draining',
       model_loaded: model !== null,
-      model_version: model?.modelVersion ?? null,
+      // The bot decodes these three into String/f64 (its MLClient's health struct) and refuses to
+      // start when that fails: never null, whatever the state (the Python service said 0.0).
+      model_version: model?.modelVersion ?? '',
       uptime_seconds: round3(this.metrics.uptimeSeconds()),
-      avg_latency_ms: avg === null ? null : round3(avg),
+      avg_latency_ms: avg === null ? 0 : round3(avg),
       workers: model?.workers ?? 0,
       queue_depth: this.service.batcher.queueDepth,
       in_flight: this.service.batcher.depth,
