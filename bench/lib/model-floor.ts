@@ -39,7 +39,7 @@ export interface FloorReport {
 }
 
 export async function measureModelFloor (modelPath: string, batchSizes: readonly number[], budgetMsPerSize: number): Promise<FloorReport> {
-  const meta = readModelMetadata(modelPath)
+  const meta = await readModelMetadata(modelPath)
   const features = meta.feature_names.length
   const rows = goldenRows(modelPath, meta.golden_file, features)
   const session = await ort.InferenceSession.create(modelPath, {

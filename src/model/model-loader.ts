@@ -1,9 +1,7 @@
-import { access } from 'node:fs/promises'
-import * as ort from 'onnxruntime-node'
-import { ModelIncompatibleError, ModelLoadError, ServiceError } from '../errors.js'
 import { kFeatureCount } from '../features/feature-spec.js'
 import { InferencePool, type WorkerTransport } from '../pool/inference-pool.js'
 import { runBatch, type BatchCompletion, type BatchRunner } from '../batching/dynamic-batcher.js'
+import { kMaxModelBytes, readRegularFile } from './model-file.js'
 import { checkFeatureSchema, readModelMetadata, type ModelMetadata } from './model-metadata.js'
 
 export interface ModelLoadOptions {
@@ -47,22 +45,19 @@ export class LoadedModel implements BatchRunner {
 }
 
 /**
- * Load, validate, then warm: metadata against the feature schema; the ONNX graph's input name,
- * shape and output in a probe session on this thread (a cheap check that fails before any worker
- * starts); a probe prediction; then the worker pool, each worker warming its own session.
+ * Read, validate, then warm, with nothing heavy on the event loop: the model file (a regular file,
+ * read once, asynchronously) and its metadata, checked against the feature schema; then the worker
+ * pool, where each worker loads those bytes, checks the graph against the metadata with a probe
+ * prediction (model-probe.ts) and warms its session before it reports ready.
  */
 export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel> {
   const { modelPath } = options
-  try {
-    await access(modelPath)
-  } catch (err) {
-    throw new ModelLoadError(`model file ${modelPath} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); set model_path / MODEL_PATH to an .onnx file`, err)
-  }
-  const meta = readModelMetadata(modelPath)
+  const modelBytes = await readRegularFile(modelPath, 'model file', kMaxModelBytes, true)
+  const meta = await readModelMetadata(modelPath)
   checkFeatureSchema(meta, options.barMs)
-  await probeSession(modelPath, meta)
   const pool = await InferencePool.start({
     modelPath,
+    modelBytes,
     inputName: meta.input_name,
     outputName: meta.output_name,
     featureCount: kFeatureCount,
@@ -75,51 +70,4 @@ export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel
     ...(options.transport !== undefined ? { transport: options.transport } : {}),
   })
   return new LoadedModel(meta, modelPath, pool)
-}
-
-async function probeSession (modelPath: string, meta: ModelMetadata): Promise<void> {
-  let session: ort.InferenceSession
-  try {
-    session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 1, interOpNumThreads: 1 })
-  } catch (err) {
-    throw new ModelLoadError(`onnxruntime could not load ${modelPath}: ${(err as Error).message}`, err)
-  }
-  try {
-    if (!session.inputNames.includes(meta.input_name)) {
-      throw new ModelIncompatibleError(`model input "${meta.input_name}" not found in ${modelPath} (inputs: ${session.inputNames.join(', ')})`)
-    }
-    if (!session.outputNames.includes(meta.output_name)) {
-      throw new ModelIncompatibleError(`model output "${meta.output_name}" not found in ${modelPath} (outputs: ${session.outputNames.join(', ')})`)
-    }
-    const input = session.inputMetadata.find(m => m.name === meta.input_name)
-    if (input !== undefined && input.isTensor) {
-      const shape = input.shape
-      const width = shape[shape.length - 1]
-      if (input.type !== 'float32' || shape.length !== 2 || (typeof width === 'number' && width !== kFeatureCount)) {
-        throw new ModelIncompatibleError(`model input "${meta.input_name}" is ${input.type}[${shape.join(', ')}], the server sends float32[batch, ${kFeatureCount}]`)
-      }
-    }
-    // A probe: one all-missing row and one zero row must give two probabilities each, in [0, 1].
-    const rows = new Float32Array(2 * kFeatureCount)
-    rows.fill(Number.NaN, 0, kFeatureCount)
-    let out: ort.InferenceSession.ReturnType
-    try {
-      out = await session.run({ [meta.input_name]: new ort.Tensor('float32', rows, [2, kFeatureCount]) }, [meta.output_name])
-    } catch (err) {
-      throw new ModelIncompatibleError(`probe prediction failed on ${modelPath}: ${(err as Error).message}`)
-    }
-    const probs = out[meta.output_name]!
-    const data = probs.data as Float32Array
-    if (probs.dims.length !== 2 || probs.dims[0] !== 2 || probs.dims[1] !== 2 || !(data instanceof Float32Array)) {
-      throw new ModelIncompatibleError(`model output "${meta.output_name}" has shape [${probs.dims.join(', ')}] (${probs.type}), expected float32[batch, 2]`)
-    }
-    for (const p of data) {
-      if (!(p >= 0 && p <= 1)) throw new ModelIncompatibleError(`probe prediction gave probability ${p}, outside [0, 1]`)
-    }
-  } catch (err) {
-    if (err instanceof ServiceError) throw err
-    throw new ModelLoadError(`model ${modelPath} failed validation: ${(err as Error).message}`, err)
-  } finally {
-    await session.release()
-  }
 }

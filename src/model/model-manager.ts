@@ -33,6 +33,8 @@ export class ModelManager {
   private readonly log: Logger
   private currentPath: string
   private chain: Promise<unknown> = Promise.resolve()
+  /** A reload waiting behind the one in progress; later asks for the same file share it. */
+  private queuedReload: { readonly path: string, promise: Promise<ReloadOutcome> | null } | null = null
   private shadow: ShadowScorer | null = null
   private watcher: FSWatcher | null = null
   private watchTimer: NodeJS.Timeout | null = null
@@ -41,6 +43,8 @@ export class ModelManager {
   lastReloadAt: string | null = null
   reloadsOk = 0
   reloadsFailed = 0
+  /** Reload requests answered by a reload already queued for the same file. */
+  reloadsCoalesced = 0
 
   constructor (config: Config, service: PredictionService, log: Logger) {
     this.config = config
@@ -64,9 +68,26 @@ export class ModelManager {
     if (this.config.watchModels) this.startWatching()
   }
 
-  /** Loads `modelPath` (default: the serving model's file again) and swaps it in if it is sound. */
+  /**
+   * Loads `modelPath` (default: the serving model's file again) and swaps it in if it is sound.
+   *
+   * Requests are coalesced: while a reload runs, any number of requests for the same file (50
+   * SIGHUPs from a deploy script) share one queued reload, which starts after the running one and
+   * so still sees the newest file. At most one load runs and one waits.
+   */
   reload (modelPath: string = this.currentPath, trigger = 'admin'): Promise<ReloadOutcome> {
-    return this.serialize(() => this.doReload(modelPath, trigger))
+    const queued = this.queuedReload
+    if (queued !== null && queued.path === modelPath && queued.promise !== null) {
+      this.reloadsCoalesced++
+      return queued.promise
+    }
+    const entry: { readonly path: string, promise: Promise<ReloadOutcome> | null } = { path: modelPath, promise: null }
+    entry.promise = this.serialize(() => {
+      if (this.queuedReload === entry) this.queuedReload = null
+      return this.doReload(modelPath, trigger)
+    })
+    this.queuedReload = entry
+    return entry.promise
   }
 
   /** Starts scoring a candidate beside the serving model (null stops it). */
@@ -126,13 +147,15 @@ export class ModelManager {
   }
 
   metricsJson (): Record<string, unknown> {
-    return { model_reloads: { ok: this.reloadsOk, failed: this.reloadsFailed }, shadow: this.shadowStats() }
+    return { model_reloads: { ok: this.reloadsOk, failed: this.reloadsFailed, coalesced: this.reloadsCoalesced }, shadow: this.shadowStats() }
   }
 
   writePrometheus (w: PrometheusWriter): void {
     w.family('ml_model_reloads_total', 'counter', 'Model loads since start, by outcome')
     w.sample('ml_model_reloads_total', 'outcome="ok"', this.reloadsOk)
     w.sample('ml_model_reloads_total', 'outcome="failed"', this.reloadsFailed)
+    w.family('ml_model_reloads_coalesced_total', 'counter', 'Reload requests that joined a reload already queued for the same file')
+    w.sample('ml_model_reloads_coalesced_total', '', this.reloadsCoalesced)
     const s = this.shadowStats()
     if (s === null) return
     const version = label('model_version', s.model_version)

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs'
 import { basename, dirname, extname, join } from 'node:path'
 import { ModelIncompatibleError, ModelLoadError } from '../errors.js'
 import { kFeatureCount, kFeatureNames, kFeatureSetVersion } from '../features/feature-spec.js'
+import { kMaxMetadataBytes, readRegularFile } from './model-file.js'
 
 /** The part of a model's metadata file the server relies on; the file holds more (training, evaluation). */
 export interface ModelMetadata {
@@ -19,14 +19,9 @@ export function metadataPathFor (modelPath: string): string {
   return join(dirname(modelPath), `${basename(modelPath, extname(modelPath))}.json`)
 }
 
-export function readModelMetadata (modelPath: string): ModelMetadata {
+export async function readModelMetadata (modelPath: string): Promise<ModelMetadata> {
   const path = metadataPathFor(modelPath)
-  let raw: string
-  try {
-    raw = readFileSync(path, 'utf8')
-  } catch (err) {
-    throw new ModelLoadError(`model metadata ${path} could not be read: ${(err as Error).message}`, err)
-  }
+  const raw = Buffer.from(await readRegularFile(path, 'model metadata', kMaxMetadataBytes)).toString('utf8')
   let parsed: unknown
   try {
     parsed = JSON.parse(raw)

@@ -22,6 +22,7 @@ export const kSessionOptions = {
 
 interface NativeSession {
   loadModel (path: string, options: object): void
+  loadModel (buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void
   run (feeds: Record<string, ort.Tensor>, fetches: Record<string, null>, options: object): Record<string, { data: unknown }>
 }
 
@@ -38,7 +39,13 @@ export interface BatchSession {
 }
 
 export interface BatchSessionOptions {
+  /** Names the model in messages; the file is read from here only when `modelBytes` is absent. */
   readonly modelPath: string
+  /**
+   * The model file's bytes, read once by the loader (model-file.ts) and shared by the pool, so a
+   * worker never opens the path itself. May sit on a SharedArrayBuffer: ORT is given a copy.
+   */
+  readonly modelBytes?: Uint8Array
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
@@ -57,8 +64,15 @@ export async function openBatchSession (options: BatchSessionOptions): Promise<B
       if (!(err instanceof TypeError)) throw err
     }
   }
-  const session = await ort.InferenceSession.create(options.modelPath, kSessionOptions)
+  const session = options.modelBytes === undefined
+    ? await ort.InferenceSession.create(options.modelPath, kSessionOptions)
+    : await ort.InferenceSession.create(ownedCopy(options.modelBytes), kSessionOptions)
   return new PublicBatchSession(session, options)
+}
+
+/** ORT takes an ArrayBuffer, not a SharedArrayBuffer: `slice` copies into one this thread owns. */
+export function ownedCopy (bytes: Uint8Array): Uint8Array {
+  return bytes.buffer instanceof ArrayBuffer ? bytes : bytes.slice()
 }
 
 function loadNativeBinding (): NativeBinding | null {
@@ -85,7 +99,13 @@ class NativeBatchSession implements BatchSession {
   constructor (native: NativeBinding, options: BatchSessionOptions) {
     native.initOrt()
     this.session = new native.binding.InferenceSession()
-    this.session.loadModel(options.modelPath, { ...kSessionOptions, executionProviders: [{ name: 'cpu' }] })
+    const sessionOptions = { ...kSessionOptions, executionProviders: [{ name: 'cpu' }] }
+    if (options.modelBytes === undefined) {
+      this.session.loadModel(options.modelPath, sessionOptions)
+    } else {
+      const bytes = ownedCopy(options.modelBytes)
+      this.session.loadModel(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength, sessionOptions)
+    }
     this.inputName = options.inputName
     this.outputName = options.outputName
     this.featureCount = options.featureCount

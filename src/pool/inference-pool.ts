@@ -2,7 +2,7 @@ import { BroadcastChannel } from 'node:worker_threads'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Piscina } from 'piscina'
-import { ModelLoadError } from '../errors.js'
+import { ModelIncompatibleError, ModelLoadError } from '../errors.js'
 import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
 import { completeFrom, type BatchCompletion } from '../batching/dynamic-batcher.js'
 import { SharedSlots } from './shared-slots.js'
@@ -17,6 +17,8 @@ import type { WorkerTransport } from '../config/schema.js'
 
 export interface InferencePoolOptions {
   readonly modelPath: string
+  /** The model file, read and checked by the loader; every worker loads these bytes. */
+  readonly modelBytes: Uint8Array
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
@@ -73,7 +75,10 @@ export class InferencePool {
           const msg = (event as { data: WorkerReadyMessage }).data
           if (!msg.ok) {
             clearTimeout(timer)
-            reject(new ModelLoadError(`inference worker failed to load ${options.modelPath}: ${msg.error ?? 'unknown error'}`))
+            // The worker's probe found the graph at odds with its metadata: say so with that code.
+            reject(msg.code === 'ERR_MODEL_INCOMPATIBLE'
+              ? new ModelIncompatibleError(msg.error ?? 'unknown error')
+              : new ModelLoadError(`inference worker failed to load ${options.modelPath}: ${msg.error ?? 'unknown error'}`))
             return
           }
           ready.add(msg.threadId)
@@ -85,6 +90,7 @@ export class InferencePool {
       })
       const workerData: InferenceWorkerData = {
         modelPath: options.modelPath,
+        modelBytes: options.modelBytes,
         inputName: options.inputName,
         outputName: options.outputName,
         featureCount: options.featureCount,

@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks'
 import { BroadcastChannel, threadId } from 'node:worker_threads'
 import { move, workerData } from 'piscina'
+import { probeModel } from '../model/model-probe.js'
 import { openBatchSession, type BatchSession } from './batch-session.js'
 import {
   kSlotControlBytes, kSlotDone, kSlotFailed, kSlotRequest, kSlotRows, kSlotState, kSlotStop,
@@ -24,7 +25,9 @@ function report (message: WorkerReadyMessage): void {
 }
 
 async function openSession (): Promise<BatchSession> {
-  const created = await openBatchSession({ modelPath: data.modelPath, inputName, outputName, featureCount })
+  // Validated here, off the main thread: the graph against its metadata, with a probe prediction.
+  await probeModel(data.modelBytes, { modelPath: data.modelPath, inputName, outputName, featureCount })
+  const created = await openBatchSession({ modelPath: data.modelPath, modelBytes: data.modelBytes, inputName, outputName, featureCount })
   const warm = new Float32Array(data.maxBatchSize * featureCount).fill(Number.NaN)
   for (let i = 0; i < data.warmupRuns; i++) {
     const rows = i % 2 === 0 ? 1 : data.maxBatchSize
@@ -40,7 +43,8 @@ const sessionReady: Promise<BatchSession> = openSession().then(
     return session
   },
   (err: unknown) => {
-    report({ threadId, ok: false, error: err instanceof Error ? err.message : String(err) })
+    const code = (err as { code?: unknown }).code
+    report({ threadId, ok: false, error: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) })
     throw err
   },
 )

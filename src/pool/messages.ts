@@ -17,7 +17,9 @@ export interface BatchTask {
 
 /** Data every worker of a pool is started with. */
 export interface InferenceWorkerData {
+  /** For messages only: workers load `modelBytes` (on a SharedArrayBuffer, not copied per worker). */
   readonly modelPath: string
+  readonly modelBytes: Uint8Array
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
@@ -33,6 +35,8 @@ export interface WorkerReadyMessage {
   readonly threadId: number
   readonly ok: boolean
   readonly error: string | null
+  /** The error's stable code when it is one of ours (ERR_MODEL_INCOMPATIBLE from the probe). */
+  readonly code?: string
 }
 
 /**
