@@ -23,6 +23,8 @@ const kUsage = `Usage: npm run bench [-- options]
   --set <name>          scenario set (default "default"); see below
   --url <url>           target a running server (http://127.0.0.1:8000) instead of starting one
   --compare <file>      print ratios against an earlier result JSON
+  --baseline <dir>      an earlier checkout, built (npm ci && npm run build there): set "ab" runs
+                        its server beside this one, same loads, alternating, in one run
   --report <file>       re-print the table and re-draw the chart of a saved result (no load)
   --out <dir>           where results go (default bench/results)
   --scale <f>           multiply every warm-up and duration (default 1; tests use 0.05)
@@ -56,6 +58,7 @@ export function parseCli (argv: readonly string[], repoRoot: string): CliOptions
       options: {
         set: { type: 'string', default: 'default' },
         url: { type: 'string' },
+        baseline: { type: 'string' },
         compare: { type: 'string' },
         report: { type: 'string' },
         out: { type: 'string' },
@@ -94,6 +97,7 @@ export function parseCli (argv: readonly string[], repoRoot: string): CliOptions
     set: values.set!,
     repoRoot,
     url: values.url ?? null,
+    baselineRoot: values.baseline === undefined ? null : resolve(values.baseline),
     scale,
     threads,
     build: values.build,

@@ -34,6 +34,8 @@ export interface BenchOptions {
   readonly floor: boolean
   readonly quiet: boolean
   readonly readyTimeoutMs: number
+  /** `--baseline <dir>`: an earlier checkout, built, whose server the `ab` set runs beside this one. */
+  readonly baselineRoot?: string | null
 }
 
 export interface Target {
@@ -153,8 +155,11 @@ export class BenchContext {
     const started: Target[] = []
     for (const spec of specs) {
       this.progress.info(`starting server "${spec.name}" (${spec.description}) ...`)
+      if (spec.baseline === true && (this.options.baselineRoot ?? null) === null) {
+        throw new Error(`set "${this.options.set}" runs server "${spec.name}" from an earlier build: give --baseline <dir> (a checkout built with npm run build)`)
+      }
       const proc = await ServerProcess.start(spec, {
-        repoRoot: this.options.repoRoot,
+        repoRoot: spec.baseline === true ? this.options.baselineRoot! : this.options.repoRoot,
         build: this.options.build,
         cpus: this.serverCpus,
         readyTimeoutMs: this.options.readyTimeoutMs,

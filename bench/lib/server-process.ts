@@ -24,6 +24,8 @@ export interface ServerSpec {
   /** Flags after --host/--port, e.g. ['--max-batch-size', '1']. */
   readonly flags: readonly string[]
   readonly description: string
+  /** Run the build in `--baseline <dir>` (an earlier checkout) instead of this one. */
+  readonly baseline?: boolean
 }
 
 export interface ServerStartOptions {

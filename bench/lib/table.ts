@@ -203,6 +203,8 @@ export function acrossServersTable (run: BenchRun): string | null {
   const rows: string[][] = []
   for (const [step, list] of byStep) {
     if (list.length < 2) continue
+    // The reference is the set's first server whatever order the step ran them in (ab alternates).
+    list.sort((a, b) => servers.indexOf(a.server) - servers.indexOf(b.server))
     const base = list[0]!.load!
     for (const s of list) {
       const r = s.load!

@@ -1,3 +1,4 @@
+import { abSet } from './ab.js'
 import { baselineSet } from './baseline.js'
 import { batchingSet } from './batching.js'
 import { defaultSet } from './default.js'
@@ -8,5 +9,5 @@ import { wsSet } from './ws.js'
 
 /** Every set by name, in --help order. */
 export const kScenarioSets: ReadonlyMap<string, ScenarioSet> = new Map(
-  [defaultSet, wsSet, batchingSet, workersSet, baselineSet, overloadSet].map((s) => [s.name, s]),
+  [defaultSet, wsSet, batchingSet, workersSet, baselineSet, overloadSet, abSet].map((s) => [s.name, s]),
 )

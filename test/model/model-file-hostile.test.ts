@@ -6,7 +6,7 @@
  * 50 SIGHUPs meant 50 loads, one after the other.
  */
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { configFromSettings, packageRoot } from '../../src/config/load.js'
