@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Histogram, Registry } from 'prom-client'
-import { kErrorTable } from '../../src/errors.js'
+import { kErrorTable, kRequestErrorCodes } from '../../src/errors.js'
 import { LatencyHistogram } from '../../src/metrics/latency-histogram.js'
 import { BucketCounts, escapeLabelValue, formatNumber } from '../../src/metrics/prometheus-writer.js'
 import {
@@ -308,12 +308,23 @@ t.test('errors are counted by code; unknown codes count as ERR_INTERNAL', async 
 
   const e = parseExposition(m.toPrometheus())
   t.equal(e.types.get('ml_prediction_errors_total'), 'counter')
-  const codes = Object.keys(kErrorTable)
+  const codes: readonly string[] = kRequestErrorCodes
   for (const code of codes) {
     t.equal(sample(e, `ml_prediction_errors_total{code="${code}"}`), json.errors_by_code[code] ?? 0, code)
   }
   const series = [...e.samples.keys()].filter((k) => k.startsWith('ml_prediction_errors_total{'))
-  t.equal(series.length, codes.length, 'one pre-created series per known code, none invented')
+  t.equal(series.length, codes.length, 'one pre-created series per request code, none invented')
+})
+
+t.test('no error series for codes no request can produce (start-up, model load, admin)', async (t) => {
+  const notRequest = Object.keys(kErrorTable).filter((c) => !(kRequestErrorCodes as readonly string[]).includes(c))
+  t.same(notRequest.sort(), ['ERR_CONFIG_INVALID', 'ERR_MODEL_INCOMPATIBLE', 'ERR_MODEL_LOAD', 'ERR_UNAUTHORIZED'],
+    'the codes left out are exactly these (a new code must be placed on one side deliberately)')
+  const m = new ServiceMetrics()
+  m.recordError('ERR_MODEL_LOAD') // not a request code: counted as ERR_INTERNAL, not as its own series
+  const text = m.toPrometheus()
+  for (const code of notRequest) t.notMatch(text, `code="${code}"`, `no ${code} series`)
+  t.same(m.toJSON().errors_by_code, { ERR_INTERNAL: 1 })
 })
 
 t.test('batches, inference time and queue wait', async (t) => {
