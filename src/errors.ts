@@ -47,6 +47,22 @@ export const kErrorTable = {
 
 export type ErrorCode = keyof typeof kErrorTable
 
+/**
+ * The codes a request to the service's API can be answered with: the prediction transports
+ * (HTTP /predict*, /ws) and the router (404, 405). These, and only these, have a counter in
+ * `/metrics` (`errors_by_code`, `ml_prediction_errors_total`). Left out, because no request
+ * is answered with them: ERR_CONFIG_INVALID (start-up), ERR_MODEL_LOAD and
+ * ERR_MODEL_INCOMPATIBLE (start-up and model reloads, counted by `ml_model_reloads_total`), and
+ * ERR_UNAUTHORIZED (the /admin routes, which are not the prediction API and are not counted).
+ */
+export const kRequestErrorCodes = [
+  'ERR_INVALID_JSON', 'ERR_VALIDATION', 'ERR_PROTOCOL', 'ERR_BODY_TOO_LARGE', 'ERR_NOT_FOUND',
+  'ERR_METHOD_NOT_ALLOWED', 'ERR_MODEL_NOT_LOADED', 'ERR_OVERLOADED', 'ERR_SHUTTING_DOWN',
+  'ERR_DEADLINE_EXCEEDED', 'ERR_INFERENCE', 'ERR_INTERNAL',
+] as const satisfies readonly ErrorCode[]
+
+export type RequestErrorCode = typeof kRequestErrorCodes[number]
+
 export class ServiceError extends Error {
   readonly code: ErrorCode
   readonly statusCode: number

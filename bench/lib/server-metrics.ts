@@ -7,7 +7,7 @@
  * Counts and sums subtract exactly, so means are exact; percentiles are interpolated inside the
  * fixed Prometheus buckets, so they are approximate (good to a bucket: 0.05/0.1/0.25/0.5/0.75/1/
  * 2.5/5/10 ms...) and labelled so. The JSON /metrics percentiles cannot be used: they cover the
- * server's whole life, warm-up and earlier loads included.
+ * server's recent window or its whole life (`lifetime`), not exactly one load.
  */
 
 export interface PromHistogram {

@@ -3,7 +3,8 @@
  * against prom-client doing the same work (three histogram observes and a counter increment) in
  * the same run, as the baseline. Also counts GCs during each timed loop: zero scavenges over
  * millions of calls is the evidence that recording allocates nothing. Then the read side:
- * one toJSON() and one toPrometheus() after a million records.
+ * one toJSON() and one toPrometheus() after a million records, and the cost of one rotation of
+ * the recent window (done by a timer, so it never lands on a request).
  *
  *   npx tsx bench/micro/metrics-record.bench.ts [--seconds 2]
  *
@@ -107,6 +108,28 @@ let bytes = 0
 for (let r = 0; r < kRenders; r++) bytes = read.toPrometheus().length
 const promMs = (performance.now() - t0) / kRenders
 
+// Window rotation (the timer's work, never on the request path): fold a slot holding 100 k
+// requests into the lifetime and reset it, for all four windowed distributions.
+let clockMs = 0
+const rotating = new ServiceMetrics({ now: () => clockMs })
+const kRotations = 20
+let rotateMs = 0
+for (let r = 0; r < kRotations; r++) {
+  for (let k = 0; k < 100_000; k++) {
+    const j = k & (kInputs - 1)
+    rotating.recordRequest(serverUs[j]!)
+    rotating.recordQueueWait(waitUs[j]!)
+    if ((k & 15) === 0) rotating.recordBatch(1 + (j & 63), serverUs[j]!)
+  }
+  clockMs += 70_000 // past a whole window: every slot is folded, the one with data included
+  const start = performance.now()
+  rotating.rotate()
+  rotateMs += performance.now() - start
+}
+rotating.close()
+ours.close()
+read.close()
+
 const cpus = os.cpus()
 console.log(`# ${os.type()} ${os.release()} ${os.arch()}, ${cpus[0]?.model ?? 'unknown CPU'} x${cpus.length}, ` +
   `${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`)
@@ -116,3 +139,4 @@ console.log(`ServiceMetrics  ${oursResult.nsPerOp.toFixed(1).padStart(7)} ns/req
 console.log(`prom-client     ${promResult.nsPerOp.toFixed(1).padStart(7)} ns/request  ` +
   `(${(promResult.ops / 1e6).toFixed(1)} M requests, ${promResult.gcs} GCs while timed; baseline)`)
 console.log(`read side after 1 M requests: toJSON ${jsonMs.toFixed(3)} ms, toPrometheus ${promMs.toFixed(3)} ms (${bytes} bytes)`)
+console.log(`window rotation (timer, off the request path): ${(rotateMs / kRotations).toFixed(3)} ms per full-window rotation`)

@@ -41,6 +41,7 @@ export interface RawSettings {
   admin_token: string | null
   watch_models: boolean
   shadow_model_path: string | null
+  metrics_window_s: number
 }
 
 export type SettingKey = keyof RawSettings
@@ -80,6 +81,8 @@ export interface Config {
   readonly watchModels: boolean
   /** Absolute when set, like modelPath. */
   readonly shadowModelPath: string | null
+  /** Recent window of the /metrics distributions, seconds. */
+  readonly metricsWindowS: number
 }
 
 type CamelCase<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S
@@ -223,6 +226,10 @@ export const kSettings: SettingsTable = {
   shadow_model_path: {
     kind: 'nullable-string', default: null, env: 'SHADOW_MODEL_PATH', flag: 'shadow-model-path',
     description: 'A candidate model scored on live traffic beside the serving one, answers unchanged; agreement is reported.',
+  },
+  metrics_window_s: {
+    kind: 'integer', min: 10, max: 3600, default: 60, env: 'METRICS_WINDOW_S', flag: 'metrics-window-s',
+    description: 'Recent window of the /metrics latency, queue-wait, inference, batch-size and event-loop percentiles, and of the Prometheus summary quantiles; it moves in steps of a sixth of it (s).',
   },
 }
 

@@ -99,9 +99,29 @@ export class LatencyHistogram {
     return this.histogram.totalCount === 0 ? null : this.stats[kMax]!
   }
 
-  /** Value at a percentile in [0, 100] (highest equivalent value), or null when empty. */
+  /**
+   * Value at a percentile in [0, 100], or null when empty. hdr answers the highest value equivalent
+   * to the bucket the percentile falls in (2 000 895 for a bucket holding 2 000 000), which can lie
+   * above every recorded value; it is capped at the exact max so that no percentile exceeds `max()`.
+   */
   percentile (percentile: number): number | null {
-    return this.histogram.totalCount === 0 ? null : this.histogram.getValueAtPercentile(percentile)
+    if (this.histogram.totalCount === 0) return null
+    const value = this.histogram.getValueAtPercentile(percentile)
+    const max = this.stats[kMax]!
+    return value > max ? max : value
+  }
+
+  /**
+   * Adds every value recorded in `other` (same `highest`, so same bucket layout: hdr then adds the
+   * counts arrays index by index). Read side only: it walks the whole counts array.
+   */
+  add (other: LatencyHistogram): void {
+    if (other.highest !== this.highest) throw new RangeError(`cannot add a histogram of highest ${other.highest} to one of ${this.highest}`)
+    if (other.histogram.totalCount === 0) return
+    this.histogram.add(other.histogram)
+    const stats = this.stats
+    stats[kSum] += other.stats[kSum]!
+    if (other.stats[kMax]! > stats[kMax]!) stats[kMax] = other.stats[kMax]!
   }
 
   reset (): void {

@@ -2,11 +2,15 @@
  * Every figure the service reports, owned by one object: the hot path records into it, and the
  * `/metrics` (JSON) and `/metrics/prometheus` routes render it (CONTRACT.md, HTTP table).
  *
- * Interval: every figure is cumulative since this object was constructed (process start in
- * practice). Nothing is reset on read, so two scrapers see the same numbers, and Prometheus
- * computes rates and windowed quantiles from the `_bucket` counters with `rate()`. The hdr
- * percentiles (JSON, and the `*_quantile_ms` gauges) are therefore lifetime percentiles, not a
- * sliding window (SERVING-NOTES §3.3: say which interval each figure covers).
+ * Intervals (SERVING-NOTES §3.3: say which interval each figure covers):
+ * - Recent window (`windowMs`, default 60 s, moving in steps of a sixth of it; see
+ *   windowed-histogram.ts): the JSON `latency_ms`, `inference_ms`, `queue_wait_ms`, `batch_size`
+ *   and `event_loop_delay_ms`, and the `quantile` samples of the Prometheus summaries. These say
+ *   what is happening now: a cold-start outlier leaves them after a window.
+ * - Since start: everything else. JSON `lifetime.*` holds the same distributions since start;
+ *   counters, the Prometheus `_bucket` histograms and every `_sum`/`_count` are cumulative, so
+ *   Prometheus computes rates and windowed quantiles itself with `rate()`.
+ * Nothing is reset on read, so two scrapers see the same numbers.
  *
  * Each time distribution is kept twice, on purpose (SERVING-NOTES §3.3):
  * - an hdr histogram of integer µs, 3 significant digits, for the JSON percentiles;
@@ -20,11 +24,11 @@
  * gauges whose callback was not given are null in JSON and absent from the Prometheus text.
  */
 
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import type { IntervalHistogram } from 'node:perf_hooks'
-import { kErrorTable } from '../errors.js'
-import { LatencyHistogram, kDefaultHighestUs } from './latency-histogram.js'
+import { performance } from 'node:perf_hooks'
+import { kRequestErrorCodes } from '../errors.js'
+import { kDefaultHighestUs, type LatencyHistogram } from './latency-histogram.js'
 import { BucketCounts, PrometheusWriter, label } from './prometheus-writer.js'
+import { WindowedHistogram } from './windowed-histogram.js'
 
 export { kPrometheusContentType } from './prometheus-writer.js'
 
@@ -54,9 +58,22 @@ const kErrors = 3
 const kConfidenceJsonKeys: readonly string[] =
   kConfidenceBuckets.map((b) => (Number.isInteger(b) ? b.toFixed(1) : String(b)))
 
-/** Error codes with a pre-created counter; anything else counts as ERR_INTERNAL. */
-const kErrorCodes: readonly string[] = Object.keys(kErrorTable)
+/**
+ * Error codes with a pre-created counter: those a request can be answered with (errors.ts); the
+ * start-up codes would only be series stuck at 0. Anything else counts as ERR_INTERNAL.
+ */
+const kErrorCodes: readonly string[] = kRequestErrorCodes
 const kUnknownErrorCode = 'ERR_INTERNAL'
+
+/** Default length of the recent window (`metrics_window_s`). */
+export const kDefaultWindowMs = 60_000
+
+/**
+ * Event-loop delay sampling period. Each tick records how late it ran beyond this period, so an
+ * idle loop reads ~0, not the period (perf_hooks' monitorEventLoopDelay records the whole
+ * interval between its timer's runs, resolution included: ~10 ms on an idle loop at 10 ms).
+ */
+const kEventLoopSampleMs = 10
 
 export interface ServiceMetricsOptions {
   /** Requests waiting for a worker, read at render time. */
@@ -68,12 +85,18 @@ export interface ServiceMetricsOptions {
   /** Symbols with feature state. */
   readonly symbols?: () => number
   /**
-   * Adds `ml_process_*` series (CPU, RSS, heap, event-loop delay) to the Prometheus text. Starts a
-   * `monitorEventLoopDelay` timer (10 ms resolution) until `close()`. Default false.
+   * Adds `ml_process_*` series (CPU, RSS, heap, event-loop delay) to the Prometheus text and
+   * `event_loop_delay_ms` to the JSON. Starts a 10 ms sampling timer (unref'd) until `close()`.
+   * Default false.
    */
   readonly processMetrics?: boolean
-  /** Monotonic clock in ms, for uptime; tests inject one. Default `performance.now`. */
+  /**
+   * Monotonic clock in ms, for uptime and the recent window; tests inject one (and then call
+   * `rotate()` after moving it, as the timer would). Default `performance.now`.
+   */
   readonly now?: () => number
+  /** Length of the recent window in ms (`metrics_window_s`). Default 60 s. */
+  readonly windowMs?: number
   /** Highest recordable time in µs; slower values are clamped. Default 60 s. */
   readonly highestUs?: number
   /**
@@ -106,8 +129,8 @@ export interface BatchSizeSummary {
   readonly count: number
 }
 
-/** The `/metrics` body. Every figure is cumulative since start; see the file header. */
-export interface MetricsJson {
+/** The distributions kept over both intervals. */
+export interface DistributionsJson {
   /** Server time of successful predictions: request read -> response written. */
   readonly latency_ms: LatencySummaryMs
   /** Model time per inference batch (one sample per batch, not per row). */
@@ -116,6 +139,19 @@ export interface MetricsJson {
   readonly queue_wait_ms: LatencySummaryMs
   /** Rows per inference batch. */
   readonly batch_size: BatchSizeSummary
+  /** How late the event loop ran its 10 ms sampling timer (only with `processMetrics`). */
+  readonly event_loop_delay_ms?: LatencySummaryMs
+}
+
+/**
+ * The `/metrics` body. The distributions at the top level cover the recent window
+ * (`window_seconds`), the same under `lifetime` cover the time since start, and every count
+ * outside them is cumulative since start; see the file header.
+ */
+export interface MetricsJson extends DistributionsJson {
+  /** Seconds the top-level distributions cover now: the window setting up to one step more, less just after start. */
+  readonly window_seconds: number
+  readonly lifetime: DistributionsJson
   readonly predictions_total: number
   readonly predictions_by_direction: { readonly LONG: number, readonly SHORT: number }
   readonly errors_total: number
@@ -142,13 +178,13 @@ export class ServiceMetrics {
   private readonly symbolsFn: (() => number) | null
   private readonly extra: NonNullable<ServiceMetricsOptions['extra']> | null
 
-  private readonly latency: LatencyHistogram
+  private readonly latency: WindowedHistogram
   private readonly latencyBuckets: BucketCounts
-  private readonly inference: LatencyHistogram
+  private readonly inference: WindowedHistogram
   private readonly inferenceBuckets: BucketCounts
-  private readonly queueWait: LatencyHistogram
+  private readonly queueWait: WindowedHistogram
   private readonly queueWaitBuckets: BucketCounts
-  private readonly batchSize: LatencyHistogram
+  private readonly batchSize: WindowedHistogram
   private readonly batchSizeBuckets: BucketCounts
   private readonly confidence: BucketCounts
 
@@ -159,7 +195,12 @@ export class ServiceMetrics {
   private readonly errorCounts: Float64Array
   private readonly unknownErrorSlot: number
 
-  private eventLoopDelay: IntervalHistogram | null
+  private readonly windowed: WindowedHistogram[]
+  private rotateTimer: NodeJS.Timeout | null
+  private eventLoopDelay: WindowedHistogram | null
+  private eventLoopTimer: NodeJS.Timeout | null
+  /** [performance.now() at the last event-loop sample]: typed, for the reason at `counters`. */
+  private readonly eventLoopLast: Float64Array
 
   constructor (options: ServiceMetricsOptions = {}) {
     this.now = options.now ?? (() => performance.now())
@@ -171,13 +212,15 @@ export class ServiceMetrics {
     this.extra = options.extra ?? null
 
     const highestUs = options.highestUs ?? kDefaultHighestUs
-    this.latency = new LatencyHistogram({ highest: highestUs })
+    const windowMs = options.windowMs ?? kDefaultWindowMs
+    const timing = { highest: highestUs, windowMs, originMs: this.startMs }
+    this.latency = new WindowedHistogram(timing)
     this.latencyBuckets = new BucketCounts(kLatencyBucketsMs, 1000)
-    this.inference = new LatencyHistogram({ highest: highestUs })
+    this.inference = new WindowedHistogram(timing)
     this.inferenceBuckets = new BucketCounts(kLatencyBucketsMs, 1000)
-    this.queueWait = new LatencyHistogram({ highest: highestUs })
+    this.queueWait = new WindowedHistogram(timing)
     this.queueWaitBuckets = new BucketCounts(kLatencyBucketsMs, 1000)
-    this.batchSize = new LatencyHistogram({ highest: kHighestBatchRows })
+    this.batchSize = new WindowedHistogram({ ...timing, highest: kHighestBatchRows })
     this.batchSizeBuckets = new BucketCounts(kBatchSizeBuckets, 1)
     this.confidence = new BucketCounts(kConfidenceBuckets, 1)
 
@@ -190,11 +233,27 @@ export class ServiceMetrics {
     this.errorCounts = new Float64Array(kErrorCodes.length)
     this.unknownErrorSlot = index.get(kUnknownErrorCode)!
 
+    this.windowed = [this.latency, this.inference, this.queueWait, this.batchSize]
     this.eventLoopDelay = null
+    this.eventLoopTimer = null
+    this.eventLoopLast = new Float64Array(1)
     if (options.processMetrics === true) {
-      this.eventLoopDelay = monitorEventLoopDelay({ resolution: 10 })
-      this.eventLoopDelay.enable()
+      const eventLoopDelay = new WindowedHistogram(timing)
+      this.eventLoopDelay = eventLoopDelay
+      this.windowed.push(eventLoopDelay)
+      const last = this.eventLoopLast
+      last[0] = performance.now()
+      // Real time, not the injected clock: this measures the real loop. Lateness beyond the
+      // period in µs; an early run (libuv's loop clock is in whole ms) records 0.
+      this.eventLoopTimer = setInterval(() => {
+        const t = performance.now()
+        eventLoopDelay.record((t - last[0]! - kEventLoopSampleMs) * 1000)
+        last[0] = t
+      }, kEventLoopSampleMs).unref()
     }
+
+    // The window moves on this timer, not on the hot path (reads also move it, to the exact slot).
+    this.rotateTimer = setInterval(() => { this.rotate() }, this.latency.slotMs).unref()
   }
 
   // ---- hot path: no allocation ------------------------------------------------------------
@@ -242,13 +301,19 @@ export class ServiceMetrics {
 
   // ---- read side --------------------------------------------------------------------------
 
+  /** Moves the recent window to now (the timer calls this once per step; every read does too). */
+  rotate (): void {
+    const now = this.now()
+    for (const h of this.windowed) h.rotate(now)
+  }
+
   uptimeSeconds (): number {
     return round3((this.now() - this.startMs) / 1000)
   }
 
   /** Mean server latency in ms without computing percentiles (for `/health`), or null. */
   meanLatencyMs (): number | null {
-    return usToMs(this.latency.mean())
+    return usToMs(this.latency.lifetimeMean())
   }
 
   get predictionsTotal (): number {
@@ -267,18 +332,26 @@ export class ServiceMetrics {
     const confidenceBuckets: Record<string, number> = {}
     const conf = this.confidence
     for (let i = 0; i < kConfidenceJsonKeys.length; i++) confidenceBuckets[kConfidenceJsonKeys[i]!] = conf.counts[i]!
-    const batch = this.batchSize
+    this.rotate()
+    // Each windowed histogram is merged once: window first, then the folded past added to it.
+    const [latencyW, latencyL] = summarizeBoth(this.latency, summarizeMs)
+    const [inferenceW, inferenceL] = summarizeBoth(this.inference, summarizeMs)
+    const [queueWaitW, queueWaitL] = summarizeBoth(this.queueWait, summarizeMs)
+    const [batchW, batchL] = summarizeBoth(this.batchSize, summarizeRows)
+    const eld = this.eventLoopDelay === null ? null : summarizeBoth(this.eventLoopDelay, summarizeMs)
     return {
-      latency_ms: summarizeMs(this.latency),
-      inference_ms: summarizeMs(this.inference),
-      queue_wait_ms: summarizeMs(this.queueWait),
-      batch_size: {
-        p50: batch.percentile(50),
-        p95: batch.percentile(95),
-        p99: batch.percentile(99),
-        max: batch.max(),
-        mean: roundOrNull(batch.mean(), 1e3),
-        count: batch.count,
+      latency_ms: latencyW,
+      inference_ms: inferenceW,
+      queue_wait_ms: queueWaitW,
+      batch_size: batchW,
+      ...(eld === null ? {} : { event_loop_delay_ms: eld[0] }),
+      window_seconds: round3(this.latency.coveredSeconds(this.now())),
+      lifetime: {
+        latency_ms: latencyL,
+        inference_ms: inferenceL,
+        queue_wait_ms: queueWaitL,
+        batch_size: batchL,
+        ...(eld === null ? {} : { event_loop_delay_ms: eld[1] }),
       },
       predictions_total: this.counters[kPredictions]!,
       predictions_by_direction: { LONG: this.counters[kLong]!, SHORT: this.counters[kShort]! },
@@ -299,7 +372,9 @@ export class ServiceMetrics {
 
   /** Text exposition format 0.0.4 (serve with `kPrometheusContentType`). Synchronous. */
   toPrometheus (): string {
+    this.rotate()
     const w = new PrometheusWriter()
+    const window = `over the last ${formatSeconds(this.latency.windowMs)} s`
 
     w.histogram('ml_prediction_latency_ms',
       'Server time of successful predictions, request read to response written, in ms, since start',
@@ -326,12 +401,12 @@ export class ServiceMetrics {
     w.histogram('ml_batch_size', 'Rows per inference batch, since start', this.batchSizeBuckets)
 
     writeQuantiles(w, 'ml_prediction_latency_quantile_ms',
-      'Prediction latency percentiles in ms from an HDR histogram (3 significant digits), since start',
+      `Prediction latency percentiles in ms from an HDR histogram (3 significant digits) ${window}; _sum and _count since start`,
       this.latency)
     writeQuantiles(w, 'ml_inference_latency_quantile_ms',
-      'Inference latency percentiles per batch in ms from an HDR histogram, since start', this.inference)
+      `Inference latency percentiles per batch in ms from an HDR histogram ${window}; _sum and _count since start`, this.inference)
     writeQuantiles(w, 'ml_queue_wait_quantile_ms',
-      'Queue wait percentiles in ms from an HDR histogram, since start', this.queueWait)
+      `Queue wait percentiles in ms from an HDR histogram ${window}; _sum and _count since start`, this.queueWait)
 
     if (this.queueDepthFn !== null) {
       w.family('ml_queue_depth', 'gauge', 'Requests waiting for an inference worker')
@@ -353,15 +428,23 @@ export class ServiceMetrics {
       w.sample('ml_symbols_tracked', '', this.symbolsFn())
     }
     if (this.extra !== null) this.extra.prometheus(w)
-    if (this.eventLoopDelay !== null) writeProcessMetrics(w, this.eventLoopDelay)
+    if (this.eventLoopDelay !== null) writeProcessMetrics(w, this.eventLoopDelay, window)
 
     return w.toString()
   }
 
-  /** Stops the event-loop delay monitor, if `processMetrics` started one. Idempotent. */
+  /** Stops the timers (window rotation, event-loop sampling); process metrics end. Idempotent. */
   close (): void {
+    if (this.rotateTimer !== null) {
+      clearInterval(this.rotateTimer)
+      this.rotateTimer = null
+    }
+    if (this.eventLoopTimer !== null) {
+      clearInterval(this.eventLoopTimer)
+      this.eventLoopTimer = null
+    }
     if (this.eventLoopDelay !== null) {
-      this.eventLoopDelay.disable()
+      this.windowed.splice(this.windowed.indexOf(this.eventLoopDelay), 1)
       this.eventLoopDelay = null
     }
   }
@@ -380,6 +463,28 @@ function usToMs (us: number | null): number | null {
   return us === null ? null : Math.round(us) / 1000
 }
 
+/** "60", "12.5": the window length as written in HELP text. */
+function formatSeconds (ms: number): string {
+  return String(Math.round(ms) / 1000)
+}
+
+/** [window, lifetime] summaries of one windowed histogram, merging its ring once. */
+function summarizeBoth<T> (h: WindowedHistogram, summarize: (merged: LatencyHistogram) => T): [T, T] {
+  const window = summarize(h.window())
+  return [window, summarize(h.lifetime(true))]
+}
+
+function summarizeRows (h: LatencyHistogram): BatchSizeSummary {
+  return {
+    p50: h.percentile(50),
+    p95: h.percentile(95),
+    p99: h.percentile(99),
+    max: h.max(),
+    mean: roundOrNull(h.mean(), 1e3),
+    count: h.count,
+  }
+}
+
 function summarizeMs (h: LatencyHistogram): LatencySummaryMs {
   return {
     p50: usToMs(h.percentile(50)),
@@ -393,22 +498,25 @@ function summarizeMs (h: LatencyHistogram): LatencySummaryMs {
   }
 }
 
-/** Empty histograms report NaN quantiles, as Prometheus' own summaries do. */
 /**
  * HDR percentiles as a Prometheus summary (quantile samples plus _sum and _count), the type that
- * may carry a `quantile` label; values in ms, cumulative since start.
+ * may carry a `quantile` label; values in ms. As in Prometheus' client libraries (client_golang's
+ * MaxAge, prom-client's maxAgeSeconds), the quantiles cover the recent window and `_sum`/`_count`
+ * are cumulative since start, so `rate()` works on them. An empty window reports NaN quantiles,
+ * as Prometheus' own summaries do.
  */
-function writeQuantiles (w: PrometheusWriter, name: string, help: string, h: LatencyHistogram): void {
+function writeQuantiles (w: PrometheusWriter, name: string, help: string, h: WindowedHistogram): void {
   w.family(name, 'summary', help)
+  const window = h.window()
   for (const [q, percentile] of kQuantiles) {
-    const us = percentile === 100 ? h.max() : h.percentile(percentile)
+    const us = percentile === 100 ? window.max() : window.percentile(percentile)
     w.sample(name, `quantile="${q}"`, usToMs(us) ?? NaN)
   }
-  w.sample(`${name}_sum`, '', h.total / 1000)
-  w.sample(`${name}_count`, '', h.count)
+  w.sample(`${name}_sum`, '', h.lifetimeTotal / 1000)
+  w.sample(`${name}_count`, '', h.lifetimeCount)
 }
 
-function writeProcessMetrics (w: PrometheusWriter, eventLoopDelay: IntervalHistogram): void {
+function writeProcessMetrics (w: PrometheusWriter, eventLoopDelay: WindowedHistogram, window: string): void {
   const cpu = process.cpuUsage()
   const memory = process.memoryUsage()
   w.family('ml_process_cpu_seconds_total', 'counter', 'User and system CPU time of the process in seconds')
@@ -417,14 +525,8 @@ function writeProcessMetrics (w: PrometheusWriter, eventLoopDelay: IntervalHisto
   w.sample('ml_process_resident_memory_bytes', '', memory.rss)
   w.family('ml_process_heap_used_bytes', 'gauge', 'V8 heap used in bytes')
   w.sample('ml_process_heap_used_bytes', '', memory.heapUsed)
-  // perf_hooks reports ns; NaN until the first 10 ms sample (min/percentiles of an empty histogram).
-  const name = 'ml_process_event_loop_delay_ms'
-  w.family(name, 'summary', 'Event-loop delay percentiles in ms since start (10 ms sampling)')
-  const empty = eventLoopDelay.count === 0
-  for (const [q, percentile] of kQuantiles) {
-    const ns = percentile === 100 ? eventLoopDelay.max : eventLoopDelay.percentile(percentile)
-    w.sample(name, `quantile="${q}"`, empty ? NaN : Math.round(ns / 1e3) / 1e3)
-  }
-  w.sample(`${name}_sum`, '', empty ? 0 : (eventLoopDelay.mean * eventLoopDelay.count) / 1e6)
-  w.sample(`${name}_count`, '', eventLoopDelay.count)
+  // NaN quantiles until the first 10 ms sample.
+  writeQuantiles(w, 'ml_process_event_loop_delay_ms',
+    `Event-loop delay in ms: how late a 10 ms timer ran, the 10 ms itself not counted; percentiles ${window}, _sum and _count since start`,
+    eventLoopDelay)
 }

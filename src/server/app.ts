@@ -43,6 +43,7 @@ export class PredictionServer {
       modelVersion: () => service.current?.currentModel?.modelVersion ?? null,
       symbols: () => service.current?.features.size ?? 0,
       processMetrics: true,
+      windowMs: config.metricsWindowS * 1000,
       extra: {
         json: () => models.current?.metricsJson() ?? {},
         prometheus: (w) => { models.current?.writePrometheus(w) },

@@ -52,6 +52,7 @@ const kExpectedDefaults: Config = {
   adminToken: null,
   watchModels: false,
   shadowModelPath: null,
+  metricsWindowS: 60,
 }
 
 t.test('defaults load from the shipped config/default.json', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Histogram, Registry } from 'prom-client'
-import { kErrorTable } from '../../src/errors.js'
+import { kErrorTable, kRequestErrorCodes } from '../../src/errors.js'
 import { LatencyHistogram } from '../../src/metrics/latency-histogram.js'
 import { BucketCounts, escapeLabelValue, formatNumber } from '../../src/metrics/prometheus-writer.js'
 import {
@@ -308,12 +308,23 @@ t.test('errors are counted by code; unknown codes count as ERR_INTERNAL', async 
 
   const e = parseExposition(m.toPrometheus())
   t.equal(e.types.get('ml_prediction_errors_total'), 'counter')
-  const codes = Object.keys(kErrorTable)
+  const codes: readonly string[] = kRequestErrorCodes
   for (const code of codes) {
     t.equal(sample(e, `ml_prediction_errors_total{code="${code}"}`), json.errors_by_code[code] ?? 0, code)
   }
   const series = [...e.samples.keys()].filter((k) => k.startsWith('ml_prediction_errors_total{'))
-  t.equal(series.length, codes.length, 'one pre-created series per known code, none invented')
+  t.equal(series.length, codes.length, 'one pre-created series per request code, none invented')
+})
+
+t.test('no error series for codes no request can produce (start-up, model load, admin)', async (t) => {
+  const notRequest = Object.keys(kErrorTable).filter((c) => !(kRequestErrorCodes as readonly string[]).includes(c))
+  t.same(notRequest.sort(), ['ERR_CONFIG_INVALID', 'ERR_MODEL_INCOMPATIBLE', 'ERR_MODEL_LOAD', 'ERR_UNAUTHORIZED'],
+    'the codes left out are exactly these (a new code must be placed on one side deliberately)')
+  const m = new ServiceMetrics()
+  m.recordError('ERR_MODEL_LOAD') // not a request code: counted as ERR_INTERNAL, not as its own series
+  const text = m.toPrometheus()
+  for (const code of notRequest) t.notMatch(text, `code="${code}"`, `no ${code} series`)
+  t.same(m.toJSON().errors_by_code, { ERR_INTERNAL: 1 })
 })
 
 t.test('batches, inference time and queue wait', async (t) => {
@@ -461,4 +472,156 @@ t.test('writer building blocks', async (t) => {
   t.throws(() => new BucketCounts([]), RangeError)
   t.throws(() => parseExposition('x 1'), 'the test parser itself rejects a missing final line feed')
   t.throws(() => parseExposition('# TYPE a gauge\nb 1\n'), 'and samples outside their family')
+})
+
+// ---- recent window and lifetime ----------------------------------------------------------------
+
+t.test('recent window: values from two windows ago leave the window views, stay in lifetime', async (t) => {
+  let clockMs = 5_000
+  const m = new ServiceMetrics({ now: () => clockMs, windowMs: 60_000 })
+  t.teardown(() => m.close())
+  // A cold start: one 2 s request, a slow first batch, a long first wait; then ordinary traffic.
+  m.recordRequest(2_000_000)
+  m.recordBatch(256, 900_000)
+  m.recordQueueWait(700_000)
+  for (let i = 0; i < 100; i++) m.recordRequest(500)
+
+  let json = m.toJSON()
+  t.same(json.latency_ms, json.lifetime.latency_ms, 'at first the window is the lifetime')
+  t.equal(json.latency_ms.max, 2000)
+  t.equal(json.window_seconds, 0, 'covers nothing yet: the process just started')
+
+  // The window moves in steps of 10 s and keeps six full steps: a value stays 60 to 70 s.
+  clockMs += 69_999
+  m.rotate()
+  json = m.toJSON()
+  t.equal(json.latency_ms.count, 101, 'still in the window at 69.999 s')
+  t.equal(json.window_seconds, 69.999)
+  clockMs += 1
+  m.rotate()
+  json = m.toJSON()
+  t.equal(json.latency_ms.count, 0, 'gone at 70 s')
+  t.equal(json.window_seconds, 60, 'a full window of six steps')
+
+  // Two windows later, new traffic.
+  clockMs += 50_000
+  m.rotate()
+  for (let i = 0; i < 10; i++) m.recordRequest(300)
+  m.recordBatch(4, 200)
+  m.recordQueueWait(40)
+  json = m.toJSON()
+  t.same(json.latency_ms, { p50: 0.3, p90: 0.3, p95: 0.3, p99: 0.3, p999: 0.3, max: 0.3, mean: 0.3, count: 10 },
+    'the window holds only what happened in it')
+  t.same(json.batch_size, { p50: 4, p95: 4, p99: 4, max: 4, mean: 4, count: 1 })
+  t.same(json.inference_ms.max, 0.2)
+  t.same(json.queue_wait_ms.max, 0.04)
+  t.equal(json.lifetime.latency_ms.count, 111, 'the lifetime keeps everything')
+  t.equal(json.lifetime.latency_ms.max, 2000)
+  t.equal(json.lifetime.latency_ms.mean, Math.round((2_000_000 + 100 * 500 + 10 * 300) / 111) / 1000)
+  t.equal(json.lifetime.batch_size.count, 2)
+  t.equal(json.lifetime.batch_size.max, 256)
+  t.equal(json.lifetime.inference_ms.max, 900)
+  t.equal(json.lifetime.queue_wait_ms.max, 700)
+  t.equal(m.meanLatencyMs(), json.lifetime.latency_ms.mean, '/health\'s mean is the lifetime one')
+
+  const e = parseExposition(m.toPrometheus())
+  t.equal(sample(e, 'ml_prediction_latency_quantile_ms{quantile="0.99"}'), 0.3, 'summary quantiles: the window')
+  t.equal(sample(e, 'ml_prediction_latency_quantile_ms{quantile="1"}'), 0.3)
+  t.equal(sample(e, 'ml_prediction_latency_quantile_ms_count'), 111, 'summary _count: since start')
+  t.equal(sample(e, 'ml_prediction_latency_quantile_ms_sum'), (2_000_000 + 100 * 500 + 10 * 300) / 1000)
+  t.equal(sample(e, 'ml_prediction_latency_ms_count'), 111, 'histogram: cumulative')
+  t.equal(sample(e, 'ml_prediction_latency_ms_bucket{le="1000"}'), 110)
+  t.equal(sample(e, 'ml_inference_latency_quantile_ms{quantile="1"}'), 0.2)
+  t.match(e.helps.get('ml_prediction_latency_quantile_ms'), /over the last 60 s; _sum and _count since start/)
+
+  // A window with nothing in it: null statistics, NaN quantiles, lifetime intact.
+  clockMs += 120_000
+  json = m.toJSON()
+  t.same(json.latency_ms, { p50: null, p90: null, p95: null, p99: null, p999: null, max: null, mean: null, count: 0 })
+  t.equal(json.lifetime.latency_ms.count, 111)
+  t.ok(Number.isNaN(sample(parseExposition(m.toPrometheus()), 'ml_prediction_latency_quantile_ms{quantile="0.5"}')))
+  t.same(allFinite(json), [])
+})
+
+t.test('the window moves on its own timer, not only on reads', async (t) => {
+  const m = new ServiceMetrics({ windowMs: 60 }) // steps of 10 ms, real clock
+  t.teardown(() => m.close())
+  m.recordRequest(1000)
+  // Records land in the slot the timer made current: after 150 ms (> 70 ms) with no read, a new
+  // value must be in a slot of its own, so the next read keeps it and drops the old one.
+  await new Promise((resolve) => setTimeout(resolve, 150))
+  m.recordRequest(200)
+  const json = m.toJSON()
+  t.equal(json.latency_ms.count, 1, 'only the recent value')
+  t.equal(json.latency_ms.max, 0.2)
+  t.equal(json.lifetime.latency_ms.count, 2)
+})
+
+t.test('window length is validated', async (t) => {
+  t.throws(() => new ServiceMetrics({ windowMs: 0 }), RangeError)
+  t.throws(() => new ServiceMetrics({ windowMs: NaN }), RangeError)
+})
+
+t.test('no percentile above max, in the window, the lifetime and the Prometheus summaries', async (t) => {
+  // The distribution that exposed it: above 2047 µs hdr answers the top of the value's bucket,
+  // so p90..p999 of {1.5, 12.345, 2000} ms read 2000.895 against a max of 2000.
+  let clockMs = 0
+  const m = new ServiceMetrics({ now: () => clockMs })
+  t.teardown(() => m.close())
+  for (const us of [1_500, 12_345, 2_000_000]) { m.recordRequest(us); m.recordQueueWait(us); m.recordBatch(1, us) }
+  m.recordBatch(3000, 5) // 3000 rows: the batch-size histogram has the same bucket tops (3001 here)
+  let json = m.toJSON()
+  t.same(json.latency_ms, { p50: 12.351, p90: 2000, p95: 2000, p99: 2000, p999: 2000, max: 2000, mean: 671.282, count: 3 })
+  t.equal(json.batch_size.p99, 3000, 'not the bucket top 3001: capped at the max row count')
+
+  // Log-uniform 1 µs .. 5 s in the window, more in an older slot so the lifetime merges the past.
+  const random = mulberry32(3)
+  const draw = (): number => Math.floor(Math.exp(random() * Math.log(5_000_000)))
+  for (let i = 0; i < 5000; i++) { const us = draw(); m.recordRequest(us); m.recordQueueWait(us); m.recordBatch(1 + (us % 5000), us) }
+  clockMs += 200_000
+  m.rotate()
+  for (let i = 0; i < 5000; i++) { const us = draw(); m.recordRequest(us); m.recordQueueWait(us); m.recordBatch(1 + (us % 5000), us) }
+  json = m.toJSON()
+  const views: Array<[string, Record<string, number | null>]> = []
+  for (const scope of [json, json.lifetime] as const) {
+    const label = scope === json ? 'window' : 'lifetime'
+    views.push([`${label} latency_ms`, { ...scope.latency_ms }], [`${label} queue_wait_ms`, { ...scope.queue_wait_ms }],
+      [`${label} inference_ms`, { ...scope.inference_ms }], [`${label} batch_size`, { ...scope.batch_size }])
+  }
+  let checked = 0
+  for (const [name, v] of views) {
+    const ps = ['p50', 'p90', 'p95', 'p99', 'p999'].filter((k) => k in v).map((k) => v[k]!)
+    for (let i = 1; i < ps.length; i++) t.ok(ps[i]! >= ps[i - 1]!, `${name}: percentiles ascend`)
+    for (const p of ps) { t.ok(p <= v.max!, `${name}: ${p} <= max ${v.max}`); checked++ }
+  }
+  t.ok(checked >= 30, `${checked} percentiles checked`)
+  const e = parseExposition(m.toPrometheus())
+  for (const name of ['ml_prediction_latency_quantile_ms', 'ml_queue_wait_quantile_ms', 'ml_inference_latency_quantile_ms']) {
+    const max = sample(e, `${name}{quantile="1"}`)
+    for (const q of ['0.5', '0.9', '0.95', '0.99', '0.999']) t.ok(sample(e, `${name}{quantile="${q}"}`) <= max, `${name} q${q} <= max`)
+  }
+})
+
+t.test('event-loop delay leaves out the sampling period, and still sees a blocked loop', async (t) => {
+  const m = new ServiceMetrics({ processMetrics: true })
+  t.teardown(() => m.close())
+  await new Promise((resolve) => setTimeout(resolve, 400)) // idle: ~40 samples
+  let json = m.toJSON()
+  const idle = json.event_loop_delay_ms!
+  t.ok(idle.count >= 10, `sampled (${idle.count})`)
+  // monitorEventLoopDelay({ resolution: 10 }) read p50 ~10 ms here: the period itself.
+  t.ok(idle.p50! < 5, `idle p50 ${idle.p50} ms is well under the 10 ms period`)
+  const e = parseExposition(m.toPrometheus())
+  t.ok(sample(e, 'ml_process_event_loop_delay_ms{quantile="0.5"}') < 5)
+  t.equal(e.types.get('ml_process_event_loop_delay_ms'), 'summary')
+  const sumBefore = sample(e, 'ml_process_event_loop_delay_ms_sum')
+
+  const until = performance.now() + 60
+  while (performance.now() < until) { /* block the loop 60 ms */ }
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  json = m.toJSON()
+  t.ok(json.event_loop_delay_ms!.max! >= 40, `a 60 ms block is seen (max ${json.event_loop_delay_ms!.max} ms)`)
+  t.ok(json.lifetime.event_loop_delay_ms!.count >= json.event_loop_delay_ms!.count)
+  t.ok(sample(parseExposition(m.toPrometheus()), 'ml_process_event_loop_delay_ms_sum') >= sumBefore + 40,
+    '_sum grows by the delay (never by negative samples)')
 })
