@@ -13,6 +13,8 @@ import { pino } from 'pino'
 import t, { type Test } from 'tap'
 import { configFromSettings } from '../../src/config/load.js'
 import type { RawSettings } from '../../src/config/schema.js'
+import { FeatureStore } from '../../src/features/feature-store.js'
+import { loadFeatureState } from '../../src/features/state-file.js'
 import { PredictionServer } from '../../src/server/app.js'
 import { InferenceGate } from '../helpers/inference-gate.js'
 import { prng } from '../helpers/prng.js'
@@ -36,7 +38,7 @@ async function start (t: Test, settings: Partial<RawSettings>): Promise<Started>
   const config = configFromSettings({ host: '127.0.0.1', port: 0, deadline_ms: 60_000, log_level: 'info', ...kSettings, ...settings })
   const logs: Array<Record<string, any>> = []
   const sink = new Writable({ write (chunk, _enc, done) { logs.push(JSON.parse(String(chunk))); done() } })
-  const server = await PredictionServer.start(config, pino({ level: 'info' }, sink))
+  const server = await PredictionServer.start(config, pino({ level: config.logLevel }, sink))
   t.teardown(() => server.close())
   return { server, url: `http://127.0.0.1:${server.port}`, logs }
 }
@@ -200,4 +202,41 @@ t.test('a server restarted from its state file answers the rest of the sequence 
       await s.server.close()
     }
   })
+})
+
+t.test('while serving, the state is saved every state_save_interval_s (what a crash leaves behind)', async (t) => {
+  const dir = t.testdir()
+  const stateFile = join(dir, 'features.bin')
+  const s = await start(t, { state_file: stateFile, state_save_interval_s: 1, log_level: 'debug' })
+  // Traffic during the saves: each saved symbol must still be a whole, loadable state.
+  const deadline = Date.now() + 10_000
+  let i = 0
+  while (s.logs.filter((l) => l.event === 'state_saved').length < 2 && Date.now() < deadline) {
+    // Past the end of the sequence, the last request again: an update inside the current bar.
+    await ask(t, s.url, requests[Math.min(i, requests.length - 1)]!)
+    i++
+  }
+  const periodic = s.logs.filter((l) => l.event === 'state_saved')
+  t.ok(periodic.length >= 2, `${periodic.length} periodic saves within the deadline, ${i} requests meanwhile`)
+  t.ok(periodic.every((l) => l.trigger === 'periodic' && l.level === 20), 'periodic saves log at debug')
+  // Read as a restarted server would, without stopping this one (a crash leaves no shutdown save).
+  const store = new FeatureStore({ barMs: kBarMs, maxGapBars: 200, maxSymbols: 100 })
+  const loaded = await loadFeatureState(store, stateFile)
+  t.equal(loaded?.restored, kSymbols.length, 'every symbol of the last periodic save restores')
+})
+
+t.test('a start that fails leaves the state file as it was', async (t) => {
+  const dir = t.testdir()
+  const stateFile = join(dir, 'features.bin')
+  const other = join(dir, 'other.bin')
+  const s = await start(t, { state_file: stateFile })
+  for (const body of requests.slice(0, 12)) await ask(t, s.url, body)
+  await s.server.close()
+  // Refused by a server with another bar_ms whose model then fails to load: it must not replace
+  // the file with its empty store on the way out.
+  writeFileSync(other, readFileSync(stateFile))
+  const before = readFileSync(other)
+  const config = configFromSettings({ host: '127.0.0.1', port: 0, log_level: 'silent', ...kSettings, state_file: other, bar_ms: 30_000 })
+  await t.rejects(PredictionServer.start(config, pino({ level: 'silent' })), { code: 'ERR_MODEL_INCOMPATIBLE' })
+  t.ok(readFileSync(other).equals(before), 'the file is byte for byte the same')
 })
