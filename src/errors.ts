@@ -43,6 +43,8 @@ export const kErrorTable = {
   ERR_CONFIG_INVALID: { statusCode: 500, wireCode: null, message: 'Configuration is invalid', headers: null },
   ERR_MODEL_INCOMPATIBLE: { statusCode: 500, wireCode: null, message: 'Model is incompatible with the feature schema', headers: null },
   ERR_MODEL_LOAD: { statusCode: 500, wireCode: null, message: 'Model could not be loaded', headers: null },
+  // Never answered to a client: start-up logs it once and goes on with no feature history.
+  ERR_STATE_FILE: { statusCode: 500, wireCode: null, message: 'Feature state file refused', headers: null },
 } as const satisfies Record<string, ErrorSpec>
 
 export type ErrorCode = keyof typeof kErrorTable
@@ -135,4 +137,17 @@ export class ModelIncompatibleError extends ServiceError {
 
 export class ModelLoadError extends ServiceError {
   constructor (message: string, cause?: unknown) { super('ERR_MODEL_LOAD', message, { cause }) }
+}
+
+/** Why a state file was refused: a stable word for logs and alerts, beside the message. */
+export type StateFileReason =
+  | 'unreadable' | 'too_large' | 'truncated' | 'checksum' | 'bad_magic' | 'format_version'
+  | 'byte_order' | 'feature_set_version' | 'bar_ms' | 'record_layout' | 'bad_record'
+
+export class StateFileError extends ServiceError {
+  readonly reason: StateFileReason
+  constructor (reason: StateFileReason, message: string, cause?: unknown) {
+    super('ERR_STATE_FILE', message, { cause })
+    this.reason = reason
+  }
 }

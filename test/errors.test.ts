@@ -2,7 +2,7 @@ import t from 'tap'
 import {
   BodyTooLargeError, ConfigError, DeadlineExceededError, InferenceError, InvalidJsonError,
   kErrorTable, ModelIncompatibleError, ModelLoadError, ModelNotLoadedError, OverloadedError,
-  ServiceError, ValidationError,
+  ServiceError, StateFileError, ValidationError,
 } from '../src/errors.js'
 
 t.test('every error class carries its code, status, wire code and default message from the table', async (t) => {
@@ -17,6 +17,7 @@ t.test('every error class carries its code, status, wire code and default messag
     [new ConfigError(['WORKERS (env) must be an integer >= 1, got "abc"']), 'ERR_CONFIG_INVALID', 'ConfigError'],
     [new ModelIncompatibleError('feature 3 differs'), 'ERR_MODEL_INCOMPATIBLE', 'ModelIncompatibleError'],
     [new ModelLoadError('cannot read'), 'ERR_MODEL_LOAD', 'ModelLoadError'],
+    [new StateFileError('checksum', 'SHA-256 checksum does not match'), 'ERR_STATE_FILE', 'StateFileError'],
   ]
   for (const [err, code, name] of cases) {
     const spec = kErrorTable[code as keyof typeof kErrorTable]
@@ -31,4 +32,5 @@ t.test('every error class carries its code, status, wire code and default messag
   t.equal(new ModelNotLoadedError().message, 'Model not loaded', "the contract's detail text")
   t.match(new ConfigError(['a', 'b']).message, /a\n {2}- b/, 'config errors list every problem')
   t.equal((new InferenceError(undefined, new Error('boom')).cause as Error).message, 'boom', 'cause kept for logs')
+  t.equal(new StateFileError('bar_ms', 'bar_ms 30000').reason, 'bar_ms', 'a state file refusal names its reason')
 })

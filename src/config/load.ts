@@ -168,6 +168,7 @@ function build (layers: readonly Layer[], problems: string[]): Config {
   config.modelPath = resolve(settings.model_path)
   config.workers = settings.workers === 0 ? defaultWorkerCount() : settings.workers
   config.shadowModelPath = settings.shadow_model_path === null ? null : resolve(settings.shadow_model_path)
+  config.stateFile = settings.state_file === null ? null : resolve(settings.state_file)
   return deepFreeze(config as unknown as Config)
 }
 

@@ -31,6 +31,8 @@ export interface RawSettings {
   bar_ms: number
   max_gap_bars: number
   max_symbols: number
+  state_file: string | null
+  state_save_interval_s: number
   default_symbol: string
   max_clock_skew_ms: number
   warmup_runs: number
@@ -69,6 +71,9 @@ export interface Config {
   readonly barMs: number
   readonly maxGapBars: number
   readonly maxSymbols: number
+  /** Absolute when set, like modelPath. */
+  readonly stateFile: string | null
+  readonly stateSaveIntervalS: number
   readonly defaultSymbol: string
   readonly maxClockSkewMs: number
   readonly warmupRuns: number
@@ -186,6 +191,14 @@ export const kSettings: SettingsTable = {
   max_symbols: {
     kind: 'integer', min: 1, max: 1_000_000, default: 10_000, env: 'MAX_SYMBOLS', flag: 'max-symbols',
     description: 'Symbols kept in the feature store; the least recently used is evicted.',
+  },
+  state_file: {
+    kind: 'nullable-string', default: null, env: 'STATE_FILE', flag: 'state-file',
+    description: 'Save every symbol\'s feature history here (at shutdown after the drain, and periodically) and restore it at start, so a restart keeps the 60-bar windows; null (or empty STATE_FILE) keeps state in memory only. Give each server its own file on a volume that outlives the container.',
+  },
+  state_save_interval_s: {
+    kind: 'integer', min: 0, max: 86_400, default: 60, env: 'STATE_SAVE_INTERVAL_S', flag: 'state-save-interval-s',
+    description: 'Seconds between saves of state_file while serving, so a crash loses at most this much history; 0 saves only at shutdown.',
   },
   default_symbol: {
     kind: 'string', pattern: '^[A-Za-z0-9_-]{1,32}$', default: 'WBNBUSDT', env: 'DEFAULT_SYMBOL', flag: 'default-symbol',

@@ -46,6 +46,35 @@ export class FeatureStore {
     return state.apply(snapshot, arrivalMs, out, offset)
   }
 
+  get barMs (): number { return this.options.barMs }
+  get maxGapBars (): number { return this.options.maxGapBars }
+  get maxSymbols (): number { return this.options.maxSymbols }
+
+  /** Every symbol with its state, least recently used first: the order the state file keeps. */
+  entries (): Array<[string, SymbolState]> {
+    return Array.from(this.states)
+  }
+
+  /** Whether `state` is still the one held for `symbol` (not evicted or replaced meanwhile). */
+  holds (symbol: string, state: SymbolState): boolean {
+    return this.states.get(symbol) === state
+  }
+
+  /** An empty state with this store's bar length and gap rule, to restore into. */
+  newState (): SymbolState {
+    return new SymbolState(this.options.barMs, this.options.maxGapBars)
+  }
+
+  /**
+   * Puts a restored state in as the most recently used symbol (so restoring in file order keeps
+   * the saved LRU order); start-up only. Beyond max_symbols the least recent goes, as in `apply`.
+   */
+  restore (symbol: string, state: SymbolState): void {
+    if (this.states.has(symbol)) this.states.delete(symbol)
+    else if (this.states.size >= this.options.maxSymbols) this.evictOldest()
+    this.states.set(symbol, state)
+  }
+
   /** Bar index of a symbol's current bar, or -1; for tests and diagnostics. */
   currentBar (symbol: string): number {
     return this.states.get(symbol)?.barIndex ?? -1

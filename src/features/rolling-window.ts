@@ -56,6 +56,40 @@ export class RollingStats {
     this.count = 0
   }
 
+  /** Float64 slots `saveTo` writes: head, filled, sum, sumSq, count, then the whole buffer. */
+  get stateLength (): number { return 5 + this.capacity }
+
+  /**
+   * Copies the window into `out[at ..)` for the state file (src/features/state-file.ts). The
+   * running sums are saved as they are, not recomputed: they carry rounding drift that a
+   * recomputation would not reproduce, and a restored server must answer bit for bit as one that
+   * kept running.
+   */
+  saveTo (out: Float64Array, at: number): number {
+    out[at] = this.head
+    out[at + 1] = this.filled
+    out[at + 2] = this.sum
+    out[at + 3] = this.sumSq
+    out[at + 4] = this.count
+    out.set(this.values, at + 5)
+    return at + this.stateLength
+  }
+
+  /** Inverse of `saveTo`; false (window untouched) when the slots cannot be a window of this capacity. */
+  restoreFrom (src: Float64Array, at: number): boolean {
+    const head = src[at]!
+    const filled = src[at + 1]!
+    const count = src[at + 4]!
+    if (!validRing(head, filled, this.capacity) || !isCount(count, filled)) return false
+    this.head = head
+    this.filled = filled
+    this.sum = src[at + 2]!
+    this.sumSq = src[at + 3]!
+    this.count = count
+    this.values.set(src.subarray(at + 5, at + this.stateLength))
+    return true
+  }
+
   private resum (): void {
     let sum = 0
     let sumSq = 0
@@ -133,6 +167,43 @@ export class RollingPairStats {
     this.count = 0
   }
 
+  /** head, filled, sx, sy, sxx, syy, sxy, count, xs, ys (see `RollingStats.saveTo`). */
+  get stateLength (): number { return 8 + 2 * this.capacity }
+
+  saveTo (out: Float64Array, at: number): number {
+    out[at] = this.head
+    out[at + 1] = this.filled
+    out[at + 2] = this.sx
+    out[at + 3] = this.sy
+    out[at + 4] = this.sxx
+    out[at + 5] = this.syy
+    out[at + 6] = this.sxy
+    out[at + 7] = this.count
+    out.set(this.xs, at + 8)
+    out.set(this.ys, at + 8 + this.capacity)
+    return at + this.stateLength
+  }
+
+  restoreFrom (src: Float64Array, at: number): boolean {
+    const head = src[at]!
+    const filled = src[at + 1]!
+    const count = src[at + 7]!
+    if (!validRing(head, filled, this.capacity) || !isCount(count, filled)) return false
+    this.head = head
+    this.filled = filled
+    this.sx = src[at + 2]!
+    this.sy = src[at + 3]!
+    this.sxx = src[at + 4]!
+    this.syy = src[at + 5]!
+    this.sxy = src[at + 6]!
+    this.count = count
+    const xs = at + 8
+    const ys = xs + this.capacity
+    this.xs.set(src.subarray(xs, ys))
+    this.ys.set(src.subarray(ys, ys + this.capacity))
+    return true
+  }
+
   private resum (): void {
     let sx = 0; let sy = 0; let sxx = 0; let syy = 0; let sxy = 0; let count = 0
     for (let i = 0; i < this.filled; i++) {
@@ -178,6 +249,41 @@ export class RecentValues {
     this.head = 0
     this.filled = 0
   }
+
+  /** head, filled, then the whole buffer (see `RollingStats.saveTo`). */
+  get stateLength (): number { return 2 + this.capacity }
+
+  saveTo (out: Float64Array, at: number): number {
+    out[at] = this.head
+    out[at + 1] = this.filled
+    out.set(this.values, at + 2)
+    return at + this.stateLength
+  }
+
+  restoreFrom (src: Float64Array, at: number): boolean {
+    const head = src[at]!
+    const filled = src[at + 1]!
+    if (!validRing(head, filled, this.capacity)) return false
+    this.head = head
+    this.filled = filled
+    this.values.set(src.subarray(at + 2, at + this.stateLength))
+    return true
+  }
+}
+
+/**
+ * A ring's indices as the push methods leave them: until the ring is full, the next slot is the
+ * number filled (heads wrap only once full). A restored ring that broke this would read stale
+ * slots as history.
+ */
+function validRing (head: number, filled: number, capacity: number): boolean {
+  if (!Number.isInteger(head) || !Number.isInteger(filled)) return false
+  if (filled < 0 || filled > capacity || head < 0 || head >= capacity) return false
+  return filled === capacity || head === filled
+}
+
+function isCount (count: number, filled: number): boolean {
+  return Number.isInteger(count) && count >= 0 && count <= filled
 }
 
 /** Sample variance from running sums; NaN below `minCount` samples, clamped at 0 against rounding. */

@@ -36,6 +36,9 @@ const kVolumeShort = 5
 const kVolumeLong = 30
 const kBtcWindow = 60
 
+/** Scalars at the start of a saved state: the open bar, the history counters, RSI. */
+const kScalarSlots = 15
+
 function minSamples (window: number): number { return Math.ceil(window / 2) }
 
 export class SymbolState {
@@ -74,6 +77,85 @@ export class SymbolState {
   constructor (barMs: number, maxGapBars: number) {
     this.barMs = barMs
     this.maxGapBars = maxGapBars
+  }
+
+  /**
+   * Float64 slots of `saveTo`: the same for every symbol of a build (the window lengths are
+   * constants), so the state file holds fixed-size records and checks this length on load.
+   */
+  get stateLength (): number {
+    return kScalarSlots + this.closes.stateLength + this.btcCloses.stateLength +
+      this.retShort.stateLength + this.retLong.stateLength + this.closeMa.stateLength +
+      this.volumePrev.stateLength + this.volumeShort.stateLength + this.volumeLong.stateLength +
+      this.retPair.stateLength
+  }
+
+  /**
+   * Writes the whole state, bit for bit, into `out[at .. at + stateLength)`; for the state file,
+   * never on the request path. Counters are small integers, exact as float64.
+   */
+  saveTo (out: Float64Array, at: number): void {
+    out[at] = this.barIndex
+    out[at + 1] = this.open
+    out[at + 2] = this.high
+    out[at + 3] = this.low
+    out[at + 4] = this.close
+    out[at + 5] = this.volume
+    out[at + 6] = this.btc
+    out[at + 7] = this.finalized
+    out[at + 8] = this.lastClose
+    out[at + 9] = this.lastBtc
+    out[at + 10] = this.rsiChanges
+    out[at + 11] = this.rsiGainSum
+    out[at + 12] = this.rsiLossSum
+    out[at + 13] = this.rsiAvgGain
+    out[at + 14] = this.rsiAvgLoss
+    let i = at + kScalarSlots
+    i = this.closes.saveTo(out, i)
+    i = this.btcCloses.saveTo(out, i)
+    i = this.retShort.saveTo(out, i)
+    i = this.retLong.saveTo(out, i)
+    i = this.closeMa.saveTo(out, i)
+    i = this.volumePrev.saveTo(out, i)
+    i = this.volumeShort.saveTo(out, i)
+    i = this.volumeLong.saveTo(out, i)
+    this.retPair.saveTo(out, i)
+  }
+
+  /**
+   * Inverse of `saveTo` on a fresh state. False when the slots cannot be a state (a counter that is
+   * not a whole number, a ring index out of range): the caller then refuses the whole file, since
+   * its checksum held and the writer must have been another build.
+   */
+  restoreFrom (src: Float64Array, at: number): boolean {
+    const barIndex = src[at]!
+    const finalized = src[at + 7]!
+    const rsiChanges = src[at + 10]!
+    if (!Number.isInteger(barIndex) || barIndex < -1) return false
+    if (!Number.isInteger(finalized) || finalized < 0) return false
+    if (!Number.isInteger(rsiChanges) || rsiChanges < 0) return false
+    let i = at + kScalarSlots
+    for (const w of [this.closes, this.btcCloses, this.retShort, this.retLong, this.closeMa,
+      this.volumePrev, this.volumeShort, this.volumeLong, this.retPair]) {
+      if (!w.restoreFrom(src, i)) return false
+      i += w.stateLength
+    }
+    this.barIndex = barIndex
+    this.open = src[at + 1]!
+    this.high = src[at + 2]!
+    this.low = src[at + 3]!
+    this.close = src[at + 4]!
+    this.volume = src[at + 5]!
+    this.btc = src[at + 6]!
+    this.finalized = finalized
+    this.lastClose = src[at + 8]!
+    this.lastBtc = src[at + 9]!
+    this.rsiChanges = rsiChanges
+    this.rsiGainSum = src[at + 11]!
+    this.rsiLossSum = src[at + 12]!
+    this.rsiAvgGain = src[at + 13]!
+    this.rsiAvgLoss = src[at + 14]!
+    return true
   }
 
   /** Bar index a snapshot falls into, given the arrival time for snapshots without a timestamp. */

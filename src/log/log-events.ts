@@ -45,6 +45,26 @@ export const logEvents = {
   shutdownTimedOut (log: Logger, pending: number): void {
     log.warn({ event: 'shutdown_timeout', pending }, `Shutdown timed out with ${pending} requests unanswered`)
   },
+  stateRestored (log: Logger, path: string, r: { restored: number, stale: number, overLimit: number, bytes: number, ms: number, savedAtMs: number }): void {
+    log.info({ event: 'state_restored', path, symbols: r.restored, stale: r.stale, over_limit: r.overLimit, bytes: r.bytes, load_ms: r.ms, saved_at: new Date(r.savedAtMs).toISOString() },
+      `Feature state restored: ${r.restored} symbols (${r.stale} too old, ${r.overLimit} over max_symbols) in ${r.ms} ms`)
+  },
+  stateAbsent (log: Logger, path: string): void {
+    log.info({ event: 'state_absent', path }, `No feature state file at ${path}: starting with no history`)
+  },
+  stateRefused (log: Logger, path: string, reason: string, message: string): void {
+    log.warn({ event: 'state_refused', path, reason, code: 'ERR_STATE_FILE' }, `Feature state file refused (${reason}): ${message}; starting with no history`)
+  },
+  stateSaved (log: Logger, path: string, trigger: string, symbols: number, bytes: number, ms: number): void {
+    // Periodic saves are routine: debug, so that a 60 s interval does not fill the log.
+    const fields = { event: 'state_saved', path, trigger, symbols, bytes, save_ms: ms }
+    const message = `Feature state saved (${trigger}): ${symbols} symbols, ${bytes} bytes in ${ms} ms`
+    if (trigger === 'periodic') log.debug(fields, message)
+    else log.info(fields, message)
+  },
+  stateSaveFailed (log: Logger, path: string, trigger: string, err: unknown): void {
+    log.warn({ event: 'state_save_failed', path, trigger, err }, `Feature state could not be saved (${trigger}): ${(err as Error)?.message ?? String(err)}`)
+  },
   batchFailed (log: Logger, rows: number, err: unknown): void {
     log.error({ event: 'batch_failed', rows, err }, `Inference failed for a batch of ${rows}: ${(err as Error)?.message ?? String(err)}`)
   },

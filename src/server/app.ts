@@ -3,6 +3,7 @@ import * as uws from 'uWebSockets.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import { logEvents } from '../log/log-events.js'
+import { StateKeeper } from '../features/state-keeper.js'
 import { ServiceMetrics } from '../metrics/service-metrics.js'
 import { ModelManager, type ReloadOutcome } from '../model/model-manager.js'
 import { PredictionService } from '../service/prediction-service.js'
@@ -31,6 +32,8 @@ export class PredictionServer {
   private boundPort = 0
   private closing: Promise<void> | null = null
   private wsServer: WsServer | null = null
+  /** Saves and restores the feature state when state_file is set. */
+  private readonly stateKeeper: StateKeeper | null
 
   private constructor (config: Config, log: Logger) {
     this.config = config
@@ -67,15 +70,21 @@ export class PredictionServer {
     service.current = this.service
     this.models = new ModelManager(config, this.service, log)
     models.current = this.models
+    this.stateKeeper = config.stateFile === null
+      ? null
+      : new StateKeeper(this.service.features, config.stateFile, config.stateSaveIntervalS, log)
     this.app = this.buildApp()
   }
 
-  /** Loads the model (unless allowed to start without one), then listens. */
+  /** Restores the feature state, loads the model (unless allowed to start without one), then listens. */
   static async start (config: Config, log: Logger): Promise<PredictionServer> {
     const server = new PredictionServer(config, log)
     try {
+      // Before listening: the first request of a restored symbol must see its history.
+      await server.stateKeeper?.restore()
       await server.models.loadInitial()
       await server.listen()
+      server.stateKeeper?.start()
     } catch (err) {
       await server.close()
       throw err
@@ -154,7 +163,7 @@ export class PredictionServer {
   /**
    * Graceful shutdown: stop accepting connections, answer new requests on open connections with
    * 503 (and close them), let every admitted request finish (bounded by shutdown_timeout_ms),
-   * then close the connections and the workers. Idempotent.
+   * save the feature state (state_file), then close the connections and the workers. Idempotent.
    */
   close (signal = 'close'): Promise<void> {
     this.closing ??= this.doClose(signal)
@@ -190,6 +199,9 @@ export class PredictionServer {
       if (model !== null) await model.close(true)
       await new Promise(resolve => setImmediate(resolve))
     }
+    // After the drain: features are updated when a request is admitted, and from here none can
+    // be, so the saved state includes every request that was answered (or abandoned) above.
+    await this.stateKeeper?.stop()
     this.wsServer?.closeAll()
     await this.models.close()
     this.app.close()

@@ -42,6 +42,8 @@ const kExpectedDefaults: Config = {
   barMs: 60_000,
   maxGapBars: 5,
   maxSymbols: 10_000,
+  stateFile: null,
+  stateSaveIntervalS: 60,
   defaultSymbol: 'WBNBUSDT',
   maxClockSkewMs: 60_000,
   warmupRuns: 20,
@@ -63,6 +65,17 @@ t.test('defaults load from the shipped config/default.json', async (t) => {
 t.test('model_path is resolved against the process cwd', async (t) => {
   t.equal(load({ env: { MODEL_PATH: 'm/a.onnx' } }).modelPath, resolve(process.cwd(), 'm/a.onnx'))
   t.equal(load({ env: { MODEL_PATH: '/abs/b.onnx' } }).modelPath, '/abs/b.onnx')
+})
+
+t.test('state_file is resolved against the process cwd; empty STATE_FILE means off; the interval is bounded', async (t) => {
+  t.equal(load({ env: { STATE_FILE: 'state/features.bin' } }).stateFile, resolve(process.cwd(), 'state/features.bin'))
+  t.equal(load({ argv: ['--state-file', '/var/lib/ml/state.bin'] }).stateFile, '/var/lib/ml/state.bin')
+  t.equal(load({ env: { STATE_FILE: '' } }).stateFile, null)
+  t.equal(load({ env: { STATE_SAVE_INTERVAL_S: '0' } }).stateSaveIntervalS, 0)
+  t.strictSame(problemsOf(() => load({ env: { STATE_SAVE_INTERVAL_S: '86401' } })),
+    ['STATE_SAVE_INTERVAL_S (env) must be an integer <= 86400, got "86401"'])
+  t.strictSame(problemsOf(() => load({ overrides: { state_file: '' } })),
+    ['state_file (overrides) must be a non-empty string or null, got ""'])
 })
 
 t.test('precedence: defaults file < --config file < env < flags < overrides', async (t) => {
