@@ -16,7 +16,7 @@
 # root-only commands, so that the replay stays faithful (README, "Operations").
 
 # ---- build: all dependencies, tsc -------------------------------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 WORKDIR /app
 # .npmrc first: it carries onnxruntime-node-install=skip, without which onnxruntime-node's
 # postinstall tries to download CUDA files from outside the npm registry and fails offline.
@@ -29,7 +29,7 @@ COPY src ./src
 RUN npm run build && mkdir -p logs
 
 # ---- runtime: production dependencies, compiled code, config, default model ---------------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:22-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./

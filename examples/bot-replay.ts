@@ -3,12 +3,12 @@
  * client library against a running server, one tick per candle, and prints the bot's log lines.
  *
  *   npm start                                   # in another terminal: the server on :8000
- *   npm run example -- --url http://127.0.0.1:8000
+ *   npm run example                             # --url defaults to http://127.0.0.1:${PORT:-8000}
  *   npm run example -- --url http://127.0.0.1:8000 --csv data/BNBUSDT-1m.csv.gz --limit 500
  *
  * Candles: `--csv FILE` (the layout of `npm run download`: open_time_ms,open,high,low,close,volume,
  * .csv or .csv.gz). Without it, `data/BNBUSDT-1m.csv.gz` when `npm run download` has fetched real
- * candles, else the small synthetic file in examples/data/ (examples/make-fixture.ts). With real
+ * candles, else the small synthetic file committed in examples/fixtures/ (examples/make-fixture.ts). With real
  * candles, `data/BTCUSDT-1m.csv.gz` (if present) supplies btc_price for the same minutes.
  *
  * Each run sends under its own symbol (`BNBUSDT-r<run id>`, or `--symbol`): the server keeps
@@ -22,11 +22,13 @@ import { readCandleFile, type CandleColumns } from '../src/features/candle-file.
 
 const kRealCandles = 'data/BNBUSDT-1m.csv.gz'
 const kRealBtc = 'data/BTCUSDT-1m.csv.gz'
-const kSynthetic = new URL('data/synthetic-BNBUSDT-1m.csv', import.meta.url)
+const kSynthetic = new URL('fixtures/synthetic-BNBUSDT-1m.csv', import.meta.url)
+// The server reads PORT too (README "Try it"), so one exported PORT points both at the same port.
+const kDefaultUrl = `http://127.0.0.1:${process.env.PORT ?? '8000'}`
 
 const { values } = parseArgs({
   options: {
-    url: { type: 'string', default: 'http://127.0.0.1:8000' },
+    url: { type: 'string', default: kDefaultUrl },
     csv: { type: 'string' },
     'btc-csv': { type: 'string' },
     symbol: { type: 'string' },
@@ -41,7 +43,7 @@ const { values } = parseArgs({
 })
 
 if (values.help) {
-  process.stdout.write('npm run example -- [--url http://127.0.0.1:8000] [--csv FILE] [--btc-csv FILE] [--symbol S] [--limit N]\n' +
+  process.stdout.write('npm run example -- [--url http://127.0.0.1:${PORT:-8000}] [--csv FILE] [--btc-csv FILE] [--symbol S] [--limit N]\n' +
     '                   [--interval-ms MS] [--format binary|json] [--timeout-ms 100] [--threshold 0.55] [--weight 0.4]\n')
   process.exit(0)
 }
@@ -74,7 +76,7 @@ if (values.csv !== undefined) {
   if (btcPath === null && existsSync(kRealBtc)) btcPath = kRealBtc
 } else {
   csvPath = kSynthetic
-  process.stdout.write('No real candles found (data/BNBUSDT-1m.csv.gz): replaying the synthetic examples/data file.\n' +
+  process.stdout.write('No real candles found (data/BNBUSDT-1m.csv.gz): replaying the synthetic examples/fixtures file.\n' +
     'For real ones: npm run download -- --symbol BNBUSDT,BTCUSDT --from 2026-03 --to 2026-03\n\n')
 }
 
@@ -137,3 +139,6 @@ latencies.sort((a, b) => a - b)
 const pct = (p: number): string => (latencies.length === 0 ? '-' : latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!.toFixed(2))
 process.stdout.write(`\n${all.length - start} ticks: ${signals} signals at confidence >= ${threshold}, ${below} predictions below it, ${fallbacks} in fallback mode\n`)
 process.stdout.write(`round trip ms: p50 ${pct(0.5)}, p99 ${pct(0.99)}, max ${pct(1)}\n`)
+// Not one answer from the server is a failure of the run (a script or CI step can tell), even
+// though the bot itself would carry on in fallback mode.
+if (latencies.length === 0 && all.length - start > 0) process.exitCode = 1

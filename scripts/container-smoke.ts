@@ -23,7 +23,7 @@
  *     then STOPSIGNAL is sent and the process must drain and exit 0.
  *
  * Not exercised: the base image itself (this machine's Node and glibc stand in for
- * node:20-bookworm-slim's), layer caching, image size, Docker's networking and read-only bind
+ * node:22-bookworm-slim's), layer caching, image size, Docker's networking and read-only bind
  * mounts (file permissions stand in for `:ro`).
  *
  * Exits 0 and prints "container smoke: OK" on success; any failed step exits 1 with its reason.

@@ -4,9 +4,16 @@
  * gzip'd CSV, `open_time_ms,open,high,low,close,volume`, sorted, de-duplicated, validated.
  *
  *   npm run download -- --symbol BNBUSDT,BTCUSDT --market spot --from 2026-03 --to 2026-04
+ *   npm run download -- --symbol BNBUSDT,BTCUSDT --from 2021-04-02 --to 2021-07-10
  *   npm run download -- --symbol BNBUSDT --market um --from 2025-05 --funding
  *
- * Monthly files are used where they exist. The current month is not published as a monthly file
+ * A span is `--from`..`--to`, each a month (`YYYY-MM`) or a day (`YYYY-MM-DD`), both inclusive,
+ * UTC. The span's rows are merged into the output file: rows of the file outside the span are
+ * kept, rows inside it are replaced by the download. So several runs build one file of several
+ * spans (the shipped model's 2021 and 2026 spans, training/README.md), a re-run of a span
+ * corrects it without duplicates, and `--replace` writes only the span.
+ *
+ * Monthly files are used where they exist (and trimmed to the span). The current month is not published as a monthly file
  * yet (it 404s), so that month falls back to the daily files of the days that are already over.
  * A missing file is reported and skipped; any other HTTP error, a checksum mismatch or an
  * unreadable zip stops the run, because silently training on partial or corrupt data is worse.
@@ -16,12 +23,12 @@
  */
 
 import { createHash } from 'node:crypto'
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { realpathSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { gzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { unzipSync } from 'fflate'
 
 export const DEFAULT_BASE_URL = 'https://data.binance.vision'
@@ -91,6 +98,48 @@ export function monthRange(from: string, to: string): string[] {
   }
   if (months.length === 0) throw new Error(`--from ${from} is after --to ${to}`)
   return months
+}
+
+const DAY_RE = /^(\d{4}-\d{2})-(\d{2})$/
+
+/**
+ * A download span, UTC: `[startMs, endMs)`, and the months it touches. `from` and `to` are each
+ * `YYYY-MM` (the whole month) or `YYYY-MM-DD` (the whole day), both inclusive.
+ */
+export interface Span {
+  from: string
+  to: string
+  startMs: number
+  endMs: number
+  months: string[]
+}
+
+/** Start and end (exclusive) of a `YYYY-MM` or `YYYY-MM-DD`, UTC; throws on anything else. */
+function periodBounds(text: string): { month: string; startMs: number; endMs: number } {
+  const day = DAY_RE.exec(text)
+  if (day) {
+    const { year, month } = parseMonth(day[1]!)
+    const d = Number(day[2])
+    const startMs = Date.UTC(year, month - 1, d)
+    if (d < 1 || new Date(startMs).getUTCMonth() !== month - 1) throw new Error(`not a day: ${JSON.stringify(text)}`)
+    return { month: day[1]!, startMs, endMs: startMs + DAY_MS }
+  }
+  if (!MONTH_RE.test(text)) throw new Error(`not a month or a day (want YYYY-MM or YYYY-MM-DD): ${JSON.stringify(text)}`)
+  const { year, month } = parseMonth(text)
+  return { month: text, startMs: Date.UTC(year, month - 1, 1), endMs: Date.UTC(year, month, 1) }
+}
+
+/** The span from `from` to `to`, both inclusive; throws on a bad date or `from` after `to`. */
+export function parseSpan(from: string, to: string): Span {
+  const start = periodBounds(from)
+  const end = periodBounds(to)
+  if (end.endMs <= start.startMs) throw new Error(`--from ${from} is after --to ${to}`)
+  return { from, to, startMs: start.startMs, endMs: end.endMs, months: monthRange(start.month, end.month) }
+}
+
+/** `YYYY-MM-DD HH:MM` .. `YYYY-MM-DD HH:MM` (UTC, end inclusive) for logs and summaries. */
+export function describeSpan(span: Span): string {
+  return `${formatUtcMinute(span.startMs)} .. ${formatUtcMinute(span.endMs - MINUTE_MS)} UTC`
 }
 
 /**
@@ -216,6 +265,25 @@ export function parseFundingCsv(text: string): Parsed<FundingRate> {
     if (f.length < 3) bad.push({ line, text: row, reason: `expected 3 columns, got ${f.length}` })
     else if (!Number.isSafeInteger(rate.fundingTimeMs) || rate.fundingTimeMs <= 0) {
       bad.push({ line, text: row, reason: 'calc_time is not a positive whole millisecond' })
+    } else if (!Number.isFinite(rate.fundingRate)) bad.push({ line, text: row, reason: 'funding rate is not a number' })
+    else rows.push(rate)
+  }
+  return { rows, bad }
+}
+
+/**
+ * Our own funding output (`funding_time_ms,funding_rate`, see fundingToCsv), read back to merge a
+ * new span into it; Binance's layout has a third column and is parsed by parseFundingCsv.
+ */
+export function parseOutputFundingCsv(text: string): Parsed<FundingRate> {
+  const rows: FundingRate[] = []
+  const bad: BadRow[] = []
+  for (const { line, text: row } of dataLines(text)) {
+    const f = row.split(',')
+    const rate: FundingRate = { fundingTimeMs: num(f[0]), fundingRate: num(f[1]) }
+    if (f.length !== 2) bad.push({ line, text: row, reason: `expected 2 columns, got ${f.length}` })
+    else if (!Number.isSafeInteger(rate.fundingTimeMs) || rate.fundingTimeMs <= 0) {
+      bad.push({ line, text: row, reason: 'funding_time_ms is not a positive whole millisecond' })
     } else if (!Number.isFinite(rate.fundingRate)) bad.push({ line, text: row, reason: 'funding rate is not a number' })
     else rows.push(rate)
   }
@@ -393,9 +461,9 @@ export async function fetchCsv(url: string, options: SourceOptions = {}): Promis
 export interface DownloadOptions extends SourceOptions {
   symbol: string
   market: Market
-  /** `YYYY-MM`, inclusive. */
+  /** `YYYY-MM` or `YYYY-MM-DD`, inclusive (see parseSpan). */
   from: string
-  /** `YYYY-MM`, inclusive. */
+  /** `YYYY-MM` or `YYYY-MM-DD`, inclusive. */
   to: string
   baseUrl?: string
   /** Decides which daily files can exist; injectable for tests. */
@@ -452,17 +520,24 @@ function emptyResult<T>(): DownloadResult<T> {
   return { rows: [], files: 0, missing: [], badRows: 0, duplicates: 0 }
 }
 
+/** Rows whose time lies in the span; a monthly file covers more than a span of days. */
+function inSpan<T>(rows: readonly T[], timeOf: (row: T) => number, span: Span): T[] {
+  return rows.filter((row) => timeOf(row) >= span.startMs && timeOf(row) < span.endMs)
+}
+
 /**
- * All 1-minute candles of one symbol for the month range: monthly files, with a fall back to
- * the finished days' daily files for any month whose monthly file is not published.
+ * All 1-minute candles of one symbol for the span: monthly files, with a fall back to the
+ * finished days' daily files (those inside the span) for any month whose monthly file is not
+ * published. Rows outside the span are dropped.
  */
 export async function downloadKlines(options: DownloadOptions): Promise<DownloadResult<Candle>> {
   const baseUrl = options.baseUrl ?? DEFAULT_BASE_URL
   const log = options.log ?? stderrLog
   const now = options.now ?? new Date()
+  const span = parseSpan(options.from, options.to)
   const result = emptyResult<Candle>()
 
-  for (const month of monthRange(options.from, options.to)) {
+  for (const month of span.months) {
     const url = klinesUrl(baseUrl, options.market, options.symbol, 'monthly', month)
     log(`${options.symbol} ${options.market} ${month}: ${url}`)
     const csv = await fetchCsv(url, options)
@@ -475,26 +550,59 @@ export async function downloadKlines(options: DownloadOptions): Promise<Download
       continue
     }
     // Not published as a month (usually the current one): use the days that are over instead.
-    const days = finishedDaysOfMonth(month, now)
+    const days = finishedDaysOfMonth(month, now).filter((day) => {
+      const startMs = Date.parse(`${day}T00:00:00Z`)
+      return startMs >= span.startMs && startMs < span.endMs
+    })
     log(`  monthly file not found (404); trying ${days.length} daily file(s)`)
     const dailyUrls = days.map((day) => klinesUrl(baseUrl, options.market, options.symbol, 'daily', day))
     await collect(dailyUrls, parseKlineCsv, options, result)
   }
 
-  const merged = mergeByTime(result.rows, (c) => c.openTimeMs)
+  const merged = mergeByTime(inSpan(result.rows, (c) => c.openTimeMs, span), (c) => c.openTimeMs)
   return { ...result, rows: merged.rows, duplicates: merged.duplicates }
 }
 
-/** All USD-M funding rates of one symbol for the month range (monthly files only). */
+/** All USD-M funding rates of one symbol for the span (monthly files only, trimmed to the span). */
 export async function downloadFunding(options: DownloadOptions): Promise<DownloadResult<FundingRate>> {
   const baseUrl = options.baseUrl ?? DEFAULT_BASE_URL
   const log = options.log ?? stderrLog
+  const span = parseSpan(options.from, options.to)
   const result = emptyResult<FundingRate>()
-  const urls = monthRange(options.from, options.to).map((month) => fundingUrl(baseUrl, options.symbol, month))
+  const urls = span.months.map((month) => fundingUrl(baseUrl, options.symbol, month))
   log(`${options.symbol} funding: ${urls.length} monthly file(s)`)
   await collect(urls, parseFundingCsv, options, result)
-  const merged = mergeByTime(result.rows, (r) => r.fundingTimeMs)
+  const merged = mergeByTime(inSpan(result.rows, (r) => r.fundingTimeMs, span), (r) => r.fundingTimeMs)
   return { ...result, rows: merged.rows, duplicates: merged.duplicates }
+}
+
+/**
+ * The rows of `path` (a file this script or the shared data set wrote) that lie outside the span,
+ * to be kept beside the span's fresh rows; [] when the file does not exist. A file with unreadable
+ * rows stops the run: merging would silently drop them.
+ */
+export async function rowsOutsideSpan<T>(
+  path: string,
+  parse: (csv: string) => Parsed<T>,
+  timeOf: (row: T) => number,
+  span: Span,
+): Promise<T[]> {
+  let text: string
+  try {
+    text = gunzipSync(await readFile(path)).toString('utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw new DownloadError(`cannot read the existing ${path} to merge into: ${describeError(err)}; move it away or use --replace`)
+  }
+  const parsed = parse(text)
+  if (parsed.bad.length > 0) {
+    const first = parsed.bad[0]!
+    throw new DownloadError(
+      `the existing ${path} has ${parsed.bad.length} unreadable row(s) (line ${first.line}: ${first.reason}); ` +
+        'move it away or use --replace',
+    )
+  }
+  return parsed.rows.filter((row) => timeOf(row) < span.startMs || timeOf(row) >= span.endMs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -507,16 +615,21 @@ Usage: npm run download -- --symbol BNBUSDT[,BTCUSDT] --from 2026-03 [--to 2026-
 
   --symbol SYM     symbol, repeatable or comma separated (e.g. BNBUSDT,BTCUSDT)
   --market M       spot (default) or um (USD-M perpetual futures)
-  --from YYYY-MM   first month, inclusive
-  --to YYYY-MM     last month, inclusive (default: --from)
+  --from DATE      first month (YYYY-MM) or day (YYYY-MM-DD) of the span, inclusive, UTC
+  --to DATE        last month or day of the span, inclusive (default: --from)
   --out DIR        output directory (default: data/)
+  --replace        write only this span, dropping what the files held before
   --base-url URL   mirror of ${DEFAULT_BASE_URL}
   --funding        also fetch funding rates (um only)
   --no-checksum    do not verify the .CHECKSUM files
   --help           show this text
 
 Writes {SYMBOL}-1m.csv.gz (spot), {SYMBOL}-PERP-1m.csv.gz (um) and
-{SYMBOL}-PERP-funding-8h.csv.gz, replacing existing files of the same name.
+{SYMBOL}-PERP-funding-8h.csv.gz. The span's rows are merged into an existing
+file of the same name: its rows outside the span are kept, those inside are
+replaced. So two runs with two spans give one file holding both:
+  npm run download -- --symbol BNBUSDT,BTCUSDT --from 2021-04-02 --to 2021-07-10
+  npm run download -- --symbol BNBUSDT,BTCUSDT --from 2026-03-23 --to 2026-04-22
 A month not yet published as a monthly file falls back to its daily files.
 Missing files (404) are reported and skipped; other HTTP errors and checksum
 mismatches stop the run with exit code 1. Bad usage exits with 2.`
@@ -527,6 +640,7 @@ export interface CliConfig {
   from: string
   to: string
   out: string
+  replace: boolean
   baseUrl: string
   funding: boolean
   verifyChecksums: boolean
@@ -544,6 +658,7 @@ export function parseCli(argv: string[]): CliConfig | 'help' {
       from: { type: 'string' },
       to: { type: 'string' },
       out: { type: 'string', default: 'data/' },
+      replace: { type: 'boolean', default: false },
       'base-url': { type: 'string', default: DEFAULT_BASE_URL },
       funding: { type: 'boolean', default: false },
       'no-checksum': { type: 'boolean', default: false },
@@ -561,10 +676,10 @@ export function parseCli(argv: string[]): CliConfig | 'help' {
   if (market !== 'spot' && market !== 'um') throw new Error(`--market must be spot or um, got ${JSON.stringify(market)}`)
   if (values.funding && market !== 'um') throw new Error('--funding needs --market um (funding exists only for futures)')
 
-  if (!values.from) throw new Error('--from YYYY-MM is required')
+  if (!values.from) throw new Error('--from YYYY-MM or YYYY-MM-DD is required')
   const from = values.from
   const to = values.to ?? from
-  monthRange(from, to) // validates both months and their order
+  parseSpan(from, to) // validates both dates and their order
 
   return {
     symbols,
@@ -572,13 +687,21 @@ export function parseCli(argv: string[]): CliConfig | 'help' {
     from,
     to,
     out: values.out,
+    replace: values.replace,
     baseUrl: values['base-url'],
     funding: values.funding,
     verifyChecksums: !values['no-checksum'],
   }
 }
 
-function summaryLines(what: string, path: string, result: DownloadResult<unknown>, candles?: CandleSummary): string[] {
+/** Summary of one written file: the whole file's rows, then what this span's download added. */
+function summaryLines(
+  what: string,
+  path: string,
+  result: DownloadResult<unknown>,
+  written: { rows: number; kept: number; span: Span },
+  candles?: CandleSummary,
+): string[] {
   const lines = [`${what} -> ${path}`]
   if (candles) {
     lines.push(
@@ -586,13 +709,30 @@ function summaryLines(what: string, path: string, result: DownloadResult<unknown
         `last candle ${formatUtcMinute(candles.lastMs)} UTC, gaps ${candles.gaps}`,
     )
   } else {
-    lines.push(`  rows ${result.rows.length}`)
+    lines.push(`  rows ${written.rows}`)
   }
+  lines.push(
+    `  span ${describeSpan(written.span)}: ${result.rows.length} rows downloaded, ` +
+      `${written.kept} kept from the existing file outside the span`,
+  )
   lines.push(
     `  files ${result.files}, missing (404) ${result.missing.length}, bad rows ${result.badRows}, ` +
       `duplicates dropped ${result.duplicates}`,
   )
   return lines
+}
+
+/** The rows to write: the span's download, plus (unless --replace) the file's rows outside it. */
+async function withKeptRows<T>(
+  path: string,
+  downloaded: readonly T[],
+  parse: (csv: string) => Parsed<T>,
+  timeOf: (row: T) => number,
+  span: Span,
+  replace: boolean,
+): Promise<{ rows: T[]; kept: number }> {
+  const kept = replace ? [] : await rowsOutsideSpan(path, parse, timeOf, span)
+  return { rows: mergeByTime([...kept, ...downloaded], timeOf).rows, kept: kept.length }
 }
 
 /** Run the whole download; returns the process exit code. */
@@ -614,6 +754,7 @@ export async function runCli(argv: string[], log: (line: string) => void = stder
   let empty = 0
   const common = { market: config.market, from: config.from, to: config.to, baseUrl: config.baseUrl }
   const source = { verifyChecksums: config.verifyChecksums, log }
+  const span = parseSpan(config.from, config.to)
 
   try {
     for (const symbol of config.symbols) {
@@ -625,8 +766,10 @@ export async function runCli(argv: string[], log: (line: string) => void = stder
         empty++
         summary.push(`${symbol} ${config.market}: no candles found, nothing written`)
       } else {
-        await writeGzip(path, candlesToCsv(klines.rows))
-        summary.push(...summaryLines(`${symbol} ${config.market}`, path, klines, summariseCandles(klines.rows)))
+        const out = await withKeptRows(path, klines.rows, parseKlineCsv, (c) => c.openTimeMs, span, config.replace)
+        await writeGzip(path, candlesToCsv(out.rows))
+        const written = { rows: out.rows.length, kept: out.kept, span }
+        summary.push(...summaryLines(`${symbol} ${config.market}`, path, klines, written, summariseCandles(out.rows)))
       }
 
       if (config.funding) {
@@ -636,8 +779,9 @@ export async function runCli(argv: string[], log: (line: string) => void = stder
           empty++
           summary.push(`${symbol} funding: no funding rates found, nothing written`)
         } else {
-          await writeGzip(fundingPath, fundingToCsv(funding.rows))
-          summary.push(...summaryLines(`${symbol} funding`, fundingPath, funding))
+          const out = await withKeptRows(fundingPath, funding.rows, parseOutputFundingCsv, (r) => r.fundingTimeMs, span, config.replace)
+          await writeGzip(fundingPath, fundingToCsv(out.rows))
+          summary.push(...summaryLines(`${symbol} funding`, fundingPath, funding, { rows: out.rows.length, kept: out.kept, span }))
         }
       }
     }

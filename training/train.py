@@ -1,11 +1,14 @@
 """Train the phase-1 XGBoost next-minute direction model and export it to ONNX.
 
-    /usr/bin/python3 training/train.py [CONFIG] [--matrix CSV] [--out MODEL.onnx] [--skip-ort-check]
+    /usr/bin/python3 training/train.py [CONFIG] --version NAME [--matrix CSV] [--out MODEL.onnx]
+                                       [--force] [--skip-ort-check]
 
-CONFIG defaults to training/config/phase1.json. Paths inside the config are relative to the
-repository root; paths given on the command line are relative to the current directory. Writes
-MODEL.onnx, MODEL.json (metadata) and MODEL.golden.json (golden rows for test/model/golden.test.ts).
-See training/README.md.
+CONFIG defaults to training/config/phase1.json (the recipe: data, split, parameters). The model's
+version comes from --version, not from the config, so a weekly retrain names a new model rather
+than overwriting the last one; the files default to models/NAME.onnx, models/NAME.json (metadata)
+and models/NAME.golden.json (golden rows for test/model/golden.test.ts). An existing model file is
+never replaced without --force. Paths inside the config are relative to the repository root;
+paths given on the command line are relative to the current directory. See training/README.md.
 """
 
 from __future__ import annotations
@@ -309,8 +312,12 @@ def fmt(value: float | None, digits: int = 4) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description='Train the XGBoost direction model and export it to ONNX.')
     parser.add_argument('config', nargs='?', default=os.path.join(kRepoRoot, 'training/config/phase1.json'))
+    parser.add_argument('--version', required=True,
+                        help='model version, e.g. xgboost_phase1_v2: written into the model and its '
+                             'metadata, and names the output files (models/VERSION.onnx)')
     parser.add_argument('--matrix', help='training matrix CSV (overrides the config)')
-    parser.add_argument('--out', help='output model path, .onnx (overrides the config)')
+    parser.add_argument('--out', help='output model path, .onnx (default: models/VERSION.onnx)')
+    parser.add_argument('--force', action='store_true', help='replace an existing model file')
     parser.add_argument('--skip-ort-check', action='store_true',
                         help='do not run the test split through onnxruntime-node after export')
     args = parser.parse_args()
@@ -319,9 +326,16 @@ def main() -> int:
     with open(args.config, encoding='utf-8') as f:
         config = json.load(f)
     matrix_path = os.path.abspath(args.matrix) if args.matrix else repo_path(config['matrix'])
-    out_path = os.path.abspath(args.out) if args.out else repo_path(config['out_model'])
+    model_version = args.version
+    # The version travels in file names, metadata and every prediction's model_version.
+    if not re.fullmatch(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}', model_version):
+        raise TrainingError(f'--version {model_version!r}: use 1-64 letters, digits, _ . - (e.g. xgboost_phase1_v2)')
+    out_path = os.path.abspath(args.out) if args.out else os.path.join(kRepoRoot, 'models', f'{model_version}.onnx')
     if not out_path.endswith('.onnx'):
         raise TrainingError(f'output path {out_path} must end in .onnx')
+    if os.path.exists(out_path) and not args.force:
+        raise TrainingError(f'{shown(out_path, kRepoRoot)} exists: choose a new --version (or --out), '
+                            'or pass --force to replace it')
     stem = out_path[: -len('.onnx')]
     meta_path, golden_path = stem + '.json', stem + '.golden.json'
     bar_ms = int(config.get('bar_ms', 60000))
@@ -390,7 +404,6 @@ def main() -> int:
     }
 
     # ---- export, golden rows, check with onnxruntime-node
-    model_version = config['model_version']
     onnx_model = xgb_to_onnx.booster_to_onnx(
         booster, feature_names,
         model_version=model_version,

@@ -1,7 +1,7 @@
 /**
  * Replays historical candles through the serving feature code and writes the training matrix.
  *
- *   npm run replay -- --data-dir ../shared/data --symbol BNBUSDT --out training/out/BNBUSDT-matrix.csv
+ *   npm run replay -- --data-dir data --symbol BNBUSDT --out training/out/BNBUSDT-matrix.csv
  *
  * Each candle becomes one request (price = close, the candle's open/high/low/volume, BTC's close of
  * the same minute as btc_price, timestamp_ms = open time), applied to a `SymbolState` exactly as a

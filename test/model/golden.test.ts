@@ -6,14 +6,20 @@
  * all-NaN and extreme rows) with the probability of class 1 that XGBoost itself predicted. Here
  * onnxruntime-node, the runtime the server uses, must give the same numbers, in one batch and row
  * by row. This is what proves the hand-written export (training/xgb_to_onnx.py) correct.
+ *
+ * The shipped model by default; GOLDEN_MODEL=path/to/model.onnx checks a retrained one the same
+ * way (training/README.md, step 4), with its .json and .golden.json beside it.
  */
 import { readFileSync } from 'node:fs'
+import { basename, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import * as ort from 'onnxruntime-node'
 import { kFeatureNames, kFeatureSetVersion } from '../../src/features/feature-spec.js'
 
-const kModelPath = fileURLToPath(new URL('../../models/xgboost_phase1_v1.onnx', import.meta.url))
+const kModelPath = process.env.GOLDEN_MODEL
+  ? resolve(process.env.GOLDEN_MODEL)
+  : fileURLToPath(new URL('../../models/xgboost_phase1_v1.onnx', import.meta.url))
 const kMetadataPath = kModelPath.replace(/\.onnx$/, '.json')
 const kGoldenPath = kModelPath.replace(/\.onnx$/, '.golden.json')
 const kTolerance = 1e-5
@@ -69,7 +75,7 @@ t.test('golden file and metadata agree with the feature spec', async t => {
   t.equal(metadata.n_features, F)
   t.equal(metadata.feature_set_version, kFeatureSetVersion)
   t.equal(metadata.format, 'onnx')
-  t.equal(metadata.model_file, 'xgboost_phase1_v1.onnx')
+  t.equal(metadata.model_file, basename(kModelPath))
   t.equal(metadata.positive_class_index, 1)
   t.same(golden.feature_names, kFeatureNames, 'golden feature_names are kFeatureNames, in order')
   t.equal(golden.model_version, metadata.model_version)

@@ -45,6 +45,9 @@ t.test('the services are wired to each other', async (t) => {
   t.ok(ml.volumes.includes('./models:/app/models:ro'), 'models mounted read-only at /app/models')
   t.equal(ml.environment.MODEL_PATH, '/app/models/xgboost_phase1_v1.onnx')
   t.ok(existsSync(join(kRepoRoot, 'models', 'xgboost_phase1_v1.onnx')), 'the model MODEL_PATH names is in ./models')
+  // The server's default rule (cores less one for the event loop, measured best on 2 cores) applied
+  // to the container's CPU quota, which os.availableParallelism() cannot see.
+  t.equal(Number(ml.environment.WORKERS), Math.max(1, Math.floor(Number(ml.cpus)) - 1), `WORKERS ${ml.environment.WORKERS} = cpus ${ml.cpus} - 1`)
 
   const runtime = parseDockerfile(readFileSync(join(kRepoRoot, 'Dockerfile'), 'utf8'))
   const hc = runtime.filter((i) => i.op === 'HEALTHCHECK').at(-1)!

@@ -32,11 +32,18 @@ function stages (): Instruction[][] {
   return out
 }
 
+// The image's Node is the one package.json's engines promise (README, "Node versions"): the
+// floor's major, which is also the range's only major (uWebSockets.js ships binaries up to it).
+const engines = (JSON.parse(readFileSync(`${repo}package.json`, 'utf8')) as { engines: { node: string } }).engines.node
+const engineMajor = /^>=(\d+)\.\d+\.\d+ <(\d+)$/.exec(engines)
+
 t.test('the Dockerfile has the production shape', async (t) => {
+  t.ok(engineMajor !== null && Number(engineMajor[2]) === Number(engineMajor[1]) + 1, `engines.node is one major, ">=X.Y.Z <X+1": ${engines}`)
+  const major = engineMajor?.[1] ?? '?'
   const all = stages()
   t.equal(all.length, 2, 'two stages: build and runtime')
   for (const stage of all) {
-    t.match(stage[0]!.args, /^node:20-(bookworm-)?slim\b/, `slim Node 20 base: ${stage[0]!.args}`)
+    t.match(stage[0]!.args, new RegExp(`^node:${major}-(bookworm-)?slim\\b`), `slim Node ${major} base, as engines.node: ${stage[0]!.args}`)
     const npmrc = stage.findIndex((i) => i.op === 'COPY' && /(^|\s)\.npmrc(\s|$)/.test(i.args))
     const npmCi = stage.findIndex((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args))
     t.ok(npmrc >= 0 && npmCi > npmrc, `${stage[0]!.args}: .npmrc (onnxruntime-node install skip) is copied before npm ci`)

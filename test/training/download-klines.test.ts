@@ -10,7 +10,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { strToU8, zipSync } from 'fflate'
 import {
   DownloadError,
@@ -25,6 +25,7 @@ import {
   mergeByTime,
   monthRange,
   parseCli,
+  parseSpan,
   parseFundingCsv,
   parseKlineCsv,
   summariseCandles,
@@ -221,6 +222,20 @@ t.test('month ranges are inclusive and cross years', async (t) => {
   t.throws(() => monthRange('2026-3', '2026-04'), /YYYY-MM/)
 })
 
+t.test('spans: months or days, both inclusive, UTC', async (t) => {
+  const day = (iso: string): number => Date.parse(iso)
+  t.match(parseSpan('2021-04-02', '2021-07-10'), {
+    startMs: day('2021-04-02T00:00:00Z'),
+    endMs: day('2021-07-11T00:00:00Z'),
+    months: ['2021-04', '2021-05', '2021-06', '2021-07'],
+  })
+  t.match(parseSpan('2026-03', '2026-04-22'), { startMs: day('2026-03-01T00:00:00Z'), endMs: day('2026-04-23T00:00:00Z'), months: ['2026-03', '2026-04'] })
+  t.match(parseSpan('2024-02', '2024-02'), { endMs: day('2024-03-01T00:00:00Z') }, 'a month ends where the next begins')
+  t.match(parseSpan('2024-12-31', '2024-12-31'), { endMs: day('2025-01-01T00:00:00Z'), months: ['2024-12'] })
+  t.throws(() => parseSpan('2024-02-30', '2024-03'), /not a day/)
+  t.throws(() => parseSpan('2024-03-02', '2024-03-01'), /after/)
+})
+
 t.test('daily fallback only asks for days that are over', async (t) => {
   t.equal(finishedDaysOfMonth('2024-02', new Date('2030-01-01T00:00Z')).length, 29, 'leap February')
   t.equal(finishedDaysOfMonth('2025-02', new Date('2030-01-01T00:00Z')).length, 28)
@@ -406,6 +421,7 @@ t.test('CLI arguments', async (t) => {
     from: '2026-03',
     to: '2026-03',
     out: 'data/',
+    replace: false,
     baseUrl: 'https://data.binance.vision',
     funding: false,
     verifyChecksums: true,
@@ -418,6 +434,10 @@ t.test('CLI arguments', async (t) => {
   t.throws(() => parseCli(['--symbol', 'X', '--from', '2026-04', '--to', '2026-03']), /after/)
   t.throws(() => parseCli(['--symbol', 'X', '--from', '2026-03', '--bogus']))
   t.match(parseCli(['--symbol', 'X', '--from', '2026-03', '--no-checksum']), { verifyChecksums: false })
+  t.match(parseCli(['--symbol', 'X', '--from', '2021-04-02', '--to', '2021-07-10', '--replace']), { from: '2021-04-02', to: '2021-07-10', replace: true })
+  t.throws(() => parseCli(['--symbol', 'X', '--from', '2021-02-30']), /not a day/)
+  t.throws(() => parseCli(['--symbol', 'X', '--from', '2021-04-02', '--to', '2021-04-01']), /after/)
+  t.throws(() => parseCli(['--symbol', 'X', '--from', '2021-4-2']), /YYYY-MM or YYYY-MM-DD/)
 })
 
 t.test('CLI end to end: futures klines and funding into the output directory', async (t) => {
@@ -438,7 +458,7 @@ t.test('CLI: spot output, checksum failure exit code, usage errors', async (t) =
   const ok = await runCli(['--symbol', 'BNBUSDT', '--from', '2024-12', '--to', '2025-01', '--out', out, '--base-url', BASE])
   t.equal(ok.code, 0, 'exits 0', { stderr: ok.stderr })
   t.equal(await gunzipText(join(out, 'BNBUSDT-1m.csv.gz')), SPOT_EXPECTED.split('\n').slice(0, 6).join('\n') + '\n')
-  t.match(ok.stdout, /rows 5, .*gaps 1\n.*bad rows 1/)
+  t.match(ok.stdout, /rows 5, .*gaps 1\n.*span 2024-12-01 00:00 .. 2025-01-31 23:59 UTC.*\n.*bad rows 1/)
 
   const bad = await runCli(['--symbol', 'BTCUSDT', '--from', '2024-12', '--out', out, '--base-url', BASE])
   t.equal(bad.code, 1)
@@ -451,9 +471,69 @@ t.test('CLI: spot output, checksum failure exit code, usage errors', async (t) =
 
   const usage = await runCli(['--symbol', 'BNBUSDT'])
   t.equal(usage.code, 2)
-  t.match(usage.stderr, /--from YYYY-MM is required/)
+  t.match(usage.stderr, /--from YYYY-MM or YYYY-MM-DD is required/)
 
   const help = await runCli(['--help'])
   t.equal(help.code, 0)
   t.match(help.stdout, /--base-url URL/)
+})
+
+t.test('a span of days is cut out of the monthly files; a missing month falls back only to its days in the span', async (t) => {
+  const common = { symbol: 'BNBUSDT', market: 'spot' as const, baseUrl: BASE, log: logSink().log }
+  const lastDay = await downloadKlines({ ...common, from: '2024-12-31', to: '2024-12-31' })
+  t.same(lastDay.rows.map((c) => c.openTimeMs), [1735689480000, 1735689540000])
+  const firstDay = await downloadKlines({ ...common, from: '2025-01-01', to: '2025-01-01' })
+  t.same(firstDay.rows.map((c) => c.openTimeMs), [1735689600000, 1735689660000, 1735689780000])
+  const none = await downloadKlines({ ...common, from: '2024-12-01', to: '2024-12-30' })
+  t.equal(none.rows.length, 0, 'the month was fetched but none of its rows lie in the span')
+
+  const before = requests.length
+  const february = await downloadKlines({ ...common, from: '2025-02-01', to: '2025-02-01', now: new Date('2025-03-15T00:00Z') })
+  t.same(february.rows.map((c) => c.openTimeMs), [1738368000000])
+  const asked = requests.slice(before).filter((p) => p.includes('/daily/'))
+  t.same(asked.filter((p) => p.endsWith('.zip')), [pathOf(spotDaily('BNBUSDT', '2025-02-01'))], 'no daily file outside the span is requested')
+})
+
+t.test('CLI: spans merge into one file (the shipped model has two), a re-run replaces its span, --replace keeps only it', async (t) => {
+  const out = t.testdir()
+  const file = join(out, 'BNBUSDT-1m.csv.gz')
+  const base = ['--symbol', 'BNBUSDT', '--out', out, '--base-url', BASE]
+  const expected = SPOT_EXPECTED.split('\n')
+  const lines = (...rows: number[]): string => [expected[0], ...rows.map((i) => expected[i]), ''].join('\n')
+
+  const first = await runCli([...base, '--from', '2025-01-01', '--to', '2025-01-01'])
+  t.equal(first.code, 0, 'first span', { stderr: first.stderr })
+  t.equal(await gunzipText(file), lines(3, 4, 5))
+  t.match(first.stdout, /span 2025-01-01 00:00 \.\. 2025-01-01 23:59 UTC: 3 rows downloaded, 0 kept/)
+
+  const second = await runCli([...base, '--from', '2024-12-31', '--to', '2024-12-31'])
+  t.equal(second.code, 0, 'second span', { stderr: second.stderr })
+  t.equal(await gunzipText(file), lines(1, 2, 3, 4, 5), 'both spans, in time order')
+  t.match(second.stdout, /rows 5, first candle 2024-12-31 23:58 UTC, last candle 2025-01-01 00:03 UTC/)
+  t.match(second.stdout, /2 rows downloaded, 3 kept from the existing file outside the span/)
+
+  const again = await runCli([...base, '--from', '2024-12', '--to', '2025-01'])
+  t.equal(again.code, 0, 'a span covering both', { stderr: again.stderr })
+  t.equal(await gunzipText(file), lines(1, 2, 3, 4, 5), 'no duplicates after re-downloading a span')
+  t.match(again.stdout, /5 rows downloaded, 0 kept/)
+
+  const only = await runCli([...base, '--from', '2024-12-31', '--replace'])
+  t.equal(only.code, 0, '--replace', { stderr: only.stderr })
+  t.equal(await gunzipText(file), lines(1, 2), '--replace writes only the span')
+})
+
+t.test('CLI: funding spans merge too; an unreadable existing file stops the run untouched', async (t) => {
+  const out = t.testdir({ 'BNBUSDT-PERP-funding-8h.csv.gz': gzipSync('funding_time_ms,funding_rate\n1700000000000,0.0003\n') })
+  const args = ['--symbol', 'BNBUSDT', '--market', 'um', '--from', '2025-05', '--funding', '--out', out, '--base-url', BASE]
+  const run = await runCli(args)
+  t.equal(run.code, 0, { stderr: run.stderr })
+  t.equal(await gunzipText(join(out, 'BNBUSDT-PERP-funding-8h.csv.gz')),
+    FUNDING_EXPECTED.replace('funding_rate\n', 'funding_rate\n1700000000000,0.0003\n'))
+
+  const broken = gzipSync('open_time_ms,open,high,low,close,volume\n1700000000000,1,2,3,4\n')
+  const bad = t.testdir({ 'BNBUSDT-PERP-1m.csv.gz': broken })
+  const refused = await runCli(['--symbol', 'BNBUSDT', '--market', 'um', '--from', '2025-05', '--out', bad, '--base-url', BASE])
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /the existing .*BNBUSDT-PERP-1m\.csv\.gz has 1 unreadable row\(s\).*--replace/)
+  t.same(await readFile(join(bad, 'BNBUSDT-PERP-1m.csv.gz')), broken, 'left as it was')
 })
