@@ -56,7 +56,10 @@ export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel
   try {
     await access(modelPath)
   } catch (err) {
-    throw new ModelLoadError(`model file ${modelPath} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'}); set model_path / MODEL_PATH to an .onnx file`, err)
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    const what = code === 'ENOENT' ? `model not found at ${modelPath}` : `model file ${modelPath} cannot be read (${code})`
+    throw new ModelLoadError(`${what}: set model_path (MODEL_PATH, --model-path) to an .onnx file with its .json beside it ` +
+      '(shipped: models/xgboost_phase1_v1.onnx; training/README.md builds one), or require_model=false to start without one', err)
   }
   const meta = readModelMetadata(modelPath)
   checkFeatureSchema(meta, options.barMs)
