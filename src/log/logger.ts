@@ -36,6 +36,17 @@ export function serializeError (err: unknown): unknown {
   return err instanceof Error ? pino.stdSerializers.err(err) : err
 }
 
+/** What every logger of the service shares, whatever it writes to (exported for tests). */
+export function loggerOptions (level: LevelWithSilent): LoggerOptions {
+  return {
+    level,
+    base: { service: 'ml-prediction-server' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    serializers: { err: serializeError },
+    redact: { paths: [...kRedactPaths], censor: kRedacted },
+  }
+}
+
 /**
  * Log lines to stdout, JSON or pretty (`format`), and to `logFile` as well when set, always as
  * JSON there (the old service wrote logs/service.log; files are for tools).
@@ -47,13 +58,7 @@ export function serializeError (err: unknown): unknown {
  * mode pino-pretty is not even loaded, so the serving path is exactly what it was.
  */
 export function createLogger (level: LevelWithSilent, logFile: string | null, format: LogFormat = 'json'): Logger {
-  const options: LoggerOptions = {
-    level,
-    base: { service: 'ml-prediction-server' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    serializers: { err: serializeError },
-    redact: { paths: [...kRedactPaths], censor: kRedacted },
-  }
+  const options = loggerOptions(level)
   const stdout = resolveLogFormat(format) === 'pretty' ? prettyStream() : pino.destination({ dest: 1, sync: false })
   if (logFile === null) return pino(options, stdout)
   mkdirSync(dirname(logFile), { recursive: true })

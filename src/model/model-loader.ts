@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises'
+import { stat } from 'node:fs/promises'
 import * as ort from 'onnxruntime-node'
 import { ModelIncompatibleError, ModelLoadError, ServiceError } from '../errors.js'
 import { kFeatureCount } from '../features/feature-spec.js'
@@ -53,14 +53,17 @@ export class LoadedModel implements BatchRunner {
  */
 export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel> {
   const { modelPath } = options
+  const fix = 'set model_path (MODEL_PATH, --model-path) to an .onnx file with its .json beside it ' +
+    '(shipped: models/xgboost_phase1_v1.onnx; training/README.md builds one)'
+  let isFile: boolean
   try {
-    await access(modelPath)
+    isFile = (await stat(modelPath)).isFile()
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error'
     const what = code === 'ENOENT' ? `model not found at ${modelPath}` : `model file ${modelPath} cannot be read (${code})`
-    throw new ModelLoadError(`${what}: set model_path (MODEL_PATH, --model-path) to an .onnx file with its .json beside it ` +
-      '(shipped: models/xgboost_phase1_v1.onnx; training/README.md builds one), or require_model=false to start without one', err)
+    throw new ModelLoadError(`${what}: ${fix}`, err)
   }
+  if (!isFile) throw new ModelLoadError(`model_path ${modelPath} is not a file: ${fix}`)
   const meta = readModelMetadata(modelPath)
   checkFeatureSchema(meta, options.barMs)
   await probeSession(modelPath, meta)

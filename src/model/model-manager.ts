@@ -58,7 +58,9 @@ export class ModelManager {
     const outcome = await this.reload(this.config.modelPath, 'startup')
     if (!outcome.ok) {
       // The caller reports this once (serve.ts: one line, exit 1); doReload logged nothing for it.
-      if (this.config.requireModel) throw new ServiceError(outcome.code, outcome.error)
+      if (this.config.requireModel) {
+        throw new ServiceError(outcome.code, `${outcome.error}; or set require_model=false to start without a model`)
+      }
       logEvents.modelNotLoadedServing(this.log, outcome.error)
     }
     if (this.config.shadowModelPath !== null) await this.setShadow(this.config.shadowModelPath)

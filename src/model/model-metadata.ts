@@ -25,6 +25,10 @@ export function readModelMetadata (modelPath: string): ModelMetadata {
   try {
     raw = readFileSync(path, 'utf8')
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ModelLoadError(`model metadata not found at ${path}: a model needs the .json its export wrote beside the .onnx ` +
+        '(training/README.md); check model_path (MODEL_PATH, --model-path)', err)
+    }
     throw new ModelLoadError(`model metadata ${path} could not be read: ${(err as Error).message}`, err)
   }
   let parsed: unknown
