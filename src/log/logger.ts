@@ -43,7 +43,8 @@ export function loggerOptions (level: LevelWithSilent): LoggerOptions {
     base: { service: 'ml-prediction-server' },
     timestamp: pino.stdTimeFunctions.isoTime,
     serializers: { err: serializeError },
-    redact: { paths: [...kRedactPaths], censor: kRedacted },
+    // null stays null: "no admin token" (admin routes off) is worth seeing and not a secret.
+    redact: { paths: [...kRedactPaths], censor: (value: unknown) => value === null || value === undefined ? value : kRedacted },
   }
 }
 

@@ -151,6 +151,11 @@ t.test('each kind of bad value, from each source, with the exact message', async
     { name: 'flag missing value', options: { argv: ['--port'] }, want: '--port (flag) needs a value' },
     { name: 'flag value is a flag', options: { argv: ['--port', '--help'] }, want: '--port (flag) needs a value, got the flag "--help"' },
     { name: 'unknown flag', options: { argv: ['--wrokers', '3'] }, want: '--wrokers (flag) is not a known flag (did you mean --workers?)' },
+    { name: 'misspelt flag', options: { argv: ['--log-levle', 'debug'] }, want: '--log-levle (flag) is not a known flag (did you mean --log-level?)' },
+    { name: 'misspelt --config', options: { argv: ['--confg', 'x.json'] }, want: '--confg (flag) is not a known flag (did you mean --config?)' },
+    { name: 'flag bad log_format', options: { argv: ['--log-format', 'text'] }, want: '--log-format (flag) must be one of auto, json, pretty, got "text"' },
+    // A secret's value is never echoed, even when it is rejected.
+    { name: 'secret flag value looks like a flag', options: { argv: ['--admin-token', '-s3cr3t-t0ken'] }, want: '--admin-token (flag) needs a value, got the flag [redacted]' },
     { name: 'unknown short flag', options: { argv: ['-w'] }, want: '-w (flag) is not a known flag; see --help' },
     { name: 'positional argument', options: { argv: ['serve'] }, want: 'unexpected argument "serve" (flags are written --name value)' },
     // With `=value` the next word is not the flag's, so it is reported too.
@@ -169,6 +174,8 @@ t.test('each kind of bad value, from each source, with the exact message', async
     { name: 'file unknown key', options: () => viaFile({ wrokers: 3 }), want: 'wrokers (FILE) is not a known setting (did you mean "workers"?)' },
     { name: 'file camelCase key', options: () => viaFile({ maxBatchSize: 3 }), want: 'maxBatchSize (FILE) is not a known setting (did you mean "max_batch_size"?)' },
     { name: 'file __proto__ key', options: () => viaFile(JSON.parse('{"__proto__": {"workers": 1}}') as Record<string, unknown>), want: '__proto__ (FILE) is not a known setting' },
+    { name: 'file misspelt key', options: () => viaFile({ wokers: 2 }), want: 'wokers (FILE) is not a known setting (did you mean "workers"?)' },
+    { name: 'file secret of the wrong type', options: () => viaFile({ admin_token: 12345678 }), want: 'admin_token (FILE) must be a non-empty string or null, got [redacted]' },
     { name: 'file nested object', options: () => viaFile({ ml_service: { enabled: true } }), want: 'ml_service (FILE) is not a known setting' },
     // overrides
     { name: 'overrides above maximum', options: { overrides: { max_batch_size: 9000 } }, want: 'max_batch_size (overrides) must be an integer <= 4096, got 9000' },
