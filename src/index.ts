@@ -30,5 +30,5 @@ export interface CreateServerOptions extends Partial<RawSettings> {
 export async function createServer (options: CreateServerOptions = {}): Promise<PredictionServer> {
   const { logger, ...settings } = options
   const config = configFromSettings(settings)
-  return PredictionServer.start(config, logger ?? createLogger(config.logLevel, config.logFile))
+  return PredictionServer.start(config, logger ?? createLogger(config.logLevel, config.logFile, config.logFormat))
 }

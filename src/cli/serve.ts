@@ -6,10 +6,10 @@
  * drains on SIGTERM / SIGINT (stop accepting, answer what is in flight, exit 0), and reloads the
  * model on SIGHUP.
  */
-import { loadConfig, isHelpRequested } from '../config/load.js'
-import { renderHelp } from '../config/schema.js'
+import { loadConfig, isHelpRequested, envNearMisses } from '../config/load.js'
+import { printableSettings, renderHelp } from '../config/schema.js'
 import { ServiceError } from '../errors.js'
-import { createLogger } from '../log/logger.js'
+import { createLogger, resolveLogFormat } from '../log/logger.js'
 import { logEvents } from '../log/log-events.js'
 import { PredictionServer } from '../server/app.js'
 
@@ -26,16 +26,25 @@ async function main (): Promise<void> {
     process.stderr.write(`${(err as Error).message}\n`)
     process.exit(2)
   }
-  const log = createLogger(config.logLevel, config.logFile)
-  logEvents.starting(log, config)
+  const log = createLogger(config.logLevel, config.logFile, config.logFormat)
+  logEvents.starting(log, printableSettings(config))
+  for (const problem of envNearMisses(process.env)) logEvents.configWarning(log, problem)
   let server: PredictionServer
   try {
     server = await PredictionServer.start(config, log)
   } catch (err) {
-    const message = err instanceof ServiceError ? `${err.code}: ${err.message}` : (err as Error).message
-    log.fatal({ event: 'startup_failed', err }, `Start-up failed: ${message}`)
+    // One line says what failed and what to do. The stack helps only with a bug, never with a
+    // missing model or a taken port, so it goes to debug.
+    const code = err instanceof ServiceError ? err.code : null
+    const message = (err as Error).message
+    log.debug({ event: 'startup_failed_detail', stack: (err as Error).stack }, 'Start-up failure detail')
+    logEvents.startupFailed(log, code, message)
     log.flush()
-    process.stderr.write(`Start-up failed: ${message}\n`)
+    // A terminal already shows the pretty line above; JSON on stdout is for a collector, so a
+    // person reading stderr (or the exit of `docker run`) gets the message in plain words there.
+    if (resolveLogFormat(config.logFormat) === 'json' || !log.isLevelEnabled('fatal')) {
+      process.stderr.write(`Start-up failed: ${code !== null ? `${code}: ` : ''}${message}\n`)
+    }
     process.exit(1)
   }
   let stopping = false

@@ -13,12 +13,13 @@ import { parseArgs } from 'node:util'
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
 
 import { ConfigError } from '../errors.js'
+import { closestName } from './did-you-mean.js'
 import {
-  kConfigFileEnv, kConfigFileFlag, kConfigProps, kSettingKeys, kSettings, settingsJsonSchema,
+  kConfigFileEnv, kConfigFileFlag, kConfigProps, kRedacted, kSettingKeys, kSettings, settingsJsonSchema,
   type Config, type RawSettings, type SettingKey, type SettingSpec,
 } from './schema.js'
 
-export type { Config, LogLevel, RawSettings } from './schema.js'
+export type { Config, LogFormat, LogLevel, RawSettings } from './schema.js'
 
 export interface LoadConfigOptions {
   /** Command-line arguments without node and the script; default `process.argv.slice(2)`. */
@@ -190,7 +191,7 @@ function checkLayer (validate: ValidateFunction, layer: Layer, problems: string[
   for (const [key, error] of byKey) {
     const spec: SettingSpec = kSettings[key as SettingKey]
     problems.push(`${layer.names[key] ?? key} (${layer.source}) must be ${expectation(spec, error)}, ` +
-      `got ${show(layer.raw[key] ?? layer.values[key])}`)
+      `got ${showValue(spec, layer.raw[key] ?? layer.values[key])}`)
   }
   return [...byKey.keys()]
 }
@@ -212,15 +213,38 @@ function show (value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text
 }
 
-function normalise (name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]/g, '')
+/** `show`, except that a secret setting's value is never echoed, even a wrong one (it may be a real token in the wrong form). */
+function showValue (spec: SettingSpec, value: unknown): string {
+  return spec.secret === true ? kRedacted : show(value)
 }
 
-/** Points `maxBatchSize`, `MAX_BATCH_SIZE` or `max-batch-size` in a file at the key's real name. */
+/**
+ * Points a misspelt key in a file (`wokers`) or another spelling of a real one (`maxBatchSize`,
+ * `MAX_BATCH_SIZE`) at the key's real name.
+ */
 function suggest (key: string): string {
-  const wanted = normalise(key)
-  const match = kSettingKeys.find((k) => normalise(k) === wanted)
+  const match = closestName(key, kSettingKeys)
   return match === undefined ? '' : ` (did you mean "${match}"?)`
+}
+
+/** Every variable name the server reads: the settings' and CONFIG_FILE. */
+const kKnownEnvNames: readonly string[] = [...kSettingKeys.map((key) => kSettings[key].env), kConfigFileEnv]
+
+/**
+ * Variables that are not ours but look like a slip for one of ours (`WOKERS`, `LOG_LEVLE`,
+ * `max_batch_size`), one message each. Warnings, not errors: the environment is shared with other
+ * programs, so an unknown name is normal there, and only one edit (or a different spelling of the
+ * same words) counts as a likely slip, so that `HOME` or `HOSTNAME` never trigger it.
+ */
+export function envNearMisses (env: Readonly<Record<string, string | undefined>>): string[] {
+  const known = new Set(kKnownEnvNames)
+  const out: string[] = []
+  for (const name of Object.keys(env)) {
+    if (known.has(name) || env[name] === undefined) continue
+    const match = closestName(name, kKnownEnvNames, 1)
+    if (match !== undefined) out.push(`${name} (env) is not a variable this server reads (did you mean ${match}?)`)
+  }
+  return out
 }
 
 function objectLayer (values: unknown, source: string): Layer {
@@ -292,7 +316,7 @@ function parseInto (layer: Layer, key: SettingKey, name: string, text: string): 
   }
   // The value never reaches the schema, so phrase it as the schema check would.
   const expected = spec.kind === 'boolean' ? 'true, false, 1 or 0' : expectation(spec, { keyword: 'type' } as ErrorObject)
-  layer.problems.push(`${name} (${layer.source}) must be ${expected}, got ${show(text)}`)
+  layer.problems.push(`${name} (${layer.source}) must be ${expected}, got ${showValue(spec, text)}`)
   layer.unreadable.add(key)
   delete layer.values[key]
 }
@@ -310,6 +334,7 @@ function envLayer (env: Readonly<Record<string, string | undefined>>): Layer {
 }
 
 const kFlagToKey: ReadonlyMap<string, SettingKey> = new Map(kSettingKeys.map((key) => [kSettings[key].flag, key]))
+const kKnownFlags: readonly string[] = [...kFlagToKey.keys(), kConfigFileFlag, 'help']
 
 function flagLayer (argv: readonly string[]): { layer: Layer, configFile: string | undefined } {
   const layer: Layer = { source: 'flag', values: {}, names: {}, raw: {}, problems: [], unreadable: new Set() }
@@ -338,7 +363,9 @@ function flagLayer (argv: readonly string[]): { layer: Layer, configFile: string
     if (token.name === 'help') continue
     const key = kFlagToKey.get(token.name)
     if (key === undefined && token.name !== kConfigFileFlag) {
-      problems.push(`${token.rawName} (flag) is not a known flag; see --help`)
+      // A single-dash word is a short flag, and only -h exists: no guess for those.
+      const match = token.rawName.startsWith('--') ? closestName(token.name, kKnownFlags) : undefined
+      problems.push(`${token.rawName} (flag) is not a known flag${match === undefined ? '; see --help' : ` (did you mean --${match}?)`}`)
       if (token.inlineValue !== true) valueOfUnknown = token.index + 1
       continue
     }
@@ -349,7 +376,9 @@ function flagLayer (argv: readonly string[]): { layer: Layer, configFile: string
       continue
     }
     if (token.inlineValue !== true && value.startsWith('-') && !/^-\d+$/.test(value)) {
-      problems.push(`${name} (flag) needs a value, got the flag ${show(value)}`)
+      // Unless the flag is a secret's: a token may well start with '-', and is not echoed.
+      const shown = key === undefined ? show(value) : showValue(kSettings[key], value)
+      problems.push(`${name} (flag) needs a value, got the flag ${shown}`)
       continue
     }
     if (key !== undefined) parseInto(layer, key, name, value)

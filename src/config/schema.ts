@@ -9,6 +9,8 @@ export const kLogLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = typeof kLogLevels[number]
 export const kWorkerTransports = ['shared-memory', 'message'] as const
 export type WorkerTransport = typeof kWorkerTransports[number]
+export const kLogFormats = ['auto', 'json', 'pretty'] as const
+export type LogFormat = typeof kLogFormats[number]
 
 /** Settings as users write them in JSON config files (snake_case, the contract's spelling). */
 export interface RawSettings {
@@ -39,6 +41,7 @@ export interface RawSettings {
   shutdown_timeout_ms: number
   shutdown_grace_ms: number
   log_level: LogLevel
+  log_format: LogFormat
   log_file: string | null
   admin_token: string | null
   watch_models: boolean
@@ -80,6 +83,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number
   readonly shutdownGraceMs: number
   readonly logLevel: LogLevel
+  /** As configured: `auto` is resolved against stdout when the logger is built (src/log/logger.ts). */
+  readonly logFormat: LogFormat
   readonly logFile: string | null
   /** Enables the /admin routes (model reload, shadow) for requests bearing this token; null: off. */
   readonly adminToken: string | null
@@ -110,6 +115,11 @@ export interface SettingSpec<K extends SettingKey = SettingKey> {
   readonly max?: number
   readonly pattern?: string
   readonly values?: readonly string[]
+  /**
+   * A credential: its value is never printed (start-up log line, config error messages) and pino
+   * redacts it wherever it appears under its name (src/log/logger.ts).
+   */
+  readonly secret?: true
 }
 
 type SettingsTable = { readonly [K in SettingKey]: SettingSpec<K> }
@@ -224,13 +234,17 @@ export const kSettings: SettingsTable = {
     kind: 'enum', values: kLogLevels, default: 'info', env: 'LOG_LEVEL', flag: 'log-level',
     description: 'Least severe log level written.',
   },
+  log_format: {
+    kind: 'enum', values: kLogFormats, default: 'auto', env: 'LOG_FORMAT', flag: 'log-format',
+    description: 'Log lines on stdout: one JSON object each (json), or coloured human-readable text (pretty); auto picks pretty when stdout is a terminal, json otherwise. The log_file is always JSON.',
+  },
   log_file: {
     kind: 'nullable-string', default: null, env: 'LOG_FILE', flag: 'log-file',
     description: 'Also write logs to this file; null (or empty LOG_FILE) for stdout only.',
   },
   admin_token: {
-    kind: 'nullable-string', default: null, env: 'ADMIN_TOKEN', flag: 'admin-token',
-    description: 'Bearer token for POST /admin/reload and /admin/shadow; null keeps the admin routes off (404).',
+    kind: 'nullable-string', default: null, env: 'ADMIN_TOKEN', flag: 'admin-token', secret: true,
+    description: 'Bearer token for POST /admin/reload and /admin/shadow; null keeps the admin routes off (404). Never printed: logs show "[redacted]".',
   },
   watch_models: {
     kind: 'boolean', default: false, env: 'WATCH_MODELS', flag: 'watch-models',
@@ -252,6 +266,26 @@ export const kSettingKeys = Object.freeze(Object.keys(kSettings) as SettingKey[]
 export const kConfigProps: Readonly<Record<SettingKey, keyof Config>> = Object.freeze(
   Object.fromEntries(kSettingKeys.map((key) => [key, snakeToCamel(key)])) as Record<SettingKey, keyof Config>,
 )
+
+/** Settings whose values are credentials (`secret: true`), snake_case. */
+export const kSecretSettingKeys = Object.freeze(kSettingKeys.filter((key) => (kSettings[key] as SettingSpec).secret === true))
+
+/** What a secret setting's value is replaced with wherever settings are printed. */
+export const kRedacted = '[redacted]'
+
+/**
+ * The configuration as users write it (snake_case keys, the settings' own names), with every
+ * secret replaced by `[redacted]` (null stays null: "not set" is not a secret). For the start-up
+ * log line and anything else that shows settings.
+ */
+export function printableSettings (config: Config): Record<SettingKey, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const key of kSettingKeys) {
+    const value = config[kConfigProps[key]]
+    out[key] = (kSettings[key] as SettingSpec).secret === true && value !== null ? kRedacted : value
+  }
+  return out as Record<SettingKey, unknown>
+}
 
 /** Not a setting: names the JSON file whose settings sit between config/default.json and env. */
 export const kConfigFileFlag = 'config'
@@ -337,7 +371,7 @@ export function renderHelp (): string {
   ]
   for (const key of kSettingKeys) {
     const spec: SettingSpec = kSettings[key]
-    const arg = spec.kind === 'integer' ? '<int>' : spec.kind === 'boolean' ? '<bool>' : spec.kind === 'enum' ? '<level>' : '<string>'
+    const arg = spec.kind === 'integer' ? '<int>' : spec.kind === 'boolean' ? '<bool>' : spec.kind === 'enum' ? '<value>' : '<string>'
     rows.push([`--${spec.flag} ${arg}`,
       `${spec.description} Must be ${describeType(spec)}. Env ${spec.env}, default ${JSON.stringify(spec.default)}.`])
   }

@@ -6,8 +6,19 @@ import type { Logger } from 'pino'
  * the hot path unless the level asks for them.
  */
 export const logEvents = {
-  starting (log: Logger, settings: object): void {
+  /** `settings`: printableSettings(config), snake_case and with secrets redacted. */
+  starting (log: Logger, settings: Record<string, unknown>): void {
     log.info({ event: 'starting', settings }, 'Starting ML prediction service')
+  },
+  configWarning (log: Logger, problem: string): void {
+    log.warn({ event: 'config_warning' }, problem)
+  },
+  /**
+   * The one line a failed start prints (src/cli/serve.ts): what failed and what to do, no stack.
+   * `code` is the stable error code when the failure is one of ours.
+   */
+  startupFailed (log: Logger, code: string | null, message: string): void {
+    log.fatal({ event: 'startup_failed', ...(code !== null ? { code } : {}) }, `Start-up failed: ${message}`)
   },
   modelLoaded (log: Logger, modelVersion: string, modelPath: string, workers: number, loadMs: number): void {
     log.info({ event: 'model_loaded', model_version: modelVersion, model_path: modelPath, workers, load_ms: loadMs }, `Model loaded: ${modelVersion} (${workers} workers, ${loadMs} ms)`)
@@ -27,14 +38,12 @@ export const logEvents = {
   workerError (log: Logger, err: unknown): void {
     log.error({ event: 'worker_error', err }, `Inference worker error: ${(err as Error)?.message ?? String(err)}`)
   },
-  modelNotLoadedServing (log: Logger): void {
-    log.warn({ event: 'model_not_loaded' }, 'Serving without a model: predictions answer 503 Model not loaded')
+  /** require_model is off and the start-up load failed: one line with the reason (model_load_failed is not logged then). */
+  modelNotLoadedServing (log: Logger, reason: string): void {
+    log.warn({ event: 'model_not_loaded', reason }, `Serving without a model (${reason}): predictions answer 503 Model not loaded`)
   },
   listening (log: Logger, host: string, port: number): void {
     log.info({ event: 'listening', host, port }, `ML prediction service listening on http://${host}:${port}`)
-  },
-  listenFailed (log: Logger, host: string, port: number): void {
-    log.fatal({ event: 'listen_failed', host, port }, `Could not listen on ${host}:${port}`)
   },
   shuttingDown (log: Logger, signal: string, inFlight: number): void {
     log.info({ event: 'shutting_down', signal, in_flight: inFlight }, `Shutting down on ${signal}: answering ${inFlight} in-flight requests`)

@@ -26,12 +26,12 @@ export async function readRegularFile (path: string, what: string, maxBytes: num
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error'
-    throw new ModelLoadError(`${what} ${path} cannot be read (${code})`, err)
+    throw new ModelLoadError(code === 'ENOENT' ? `${what} not found at ${path}` : `${what} ${path} cannot be read (${code})`, err)
   }
   try {
     const stats = await handle.stat()
     if (!stats.isFile()) {
-      throw new ModelLoadError(`${what} ${path} is not a regular file (${kindOf(stats)}); name an .onnx file`)
+      throw new ModelLoadError(`${what} ${path} is not a regular file (${kindOf(stats)})`)
     }
     if (stats.size > maxBytes) {
       throw new ModelLoadError(`${what} ${path} is ${stats.size} bytes, over the ${maxBytes}-byte limit`)

@@ -1,3 +1,4 @@
+import { ModelLoadError } from '../errors.js'
 import { kFeatureCount } from '../features/feature-spec.js'
 import { InferencePool, type WorkerTransport } from '../pool/inference-pool.js'
 import { runBatch, type BatchCompletion, type BatchRunner } from '../batching/dynamic-batcher.js'
@@ -52,7 +53,11 @@ export class LoadedModel implements BatchRunner {
  */
 export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel> {
   const { modelPath } = options
-  const modelBytes = await readRegularFile(modelPath, 'model file', kMaxModelBytes, true)
+  const modelBytes = await readRegularFile(modelPath, 'model', kMaxModelBytes, true).catch((err: unknown) => {
+    // Start-up prints this one line to a newcomer: say what to do, not only what went wrong.
+    throw new ModelLoadError(`${(err as Error).message}: set model_path (MODEL_PATH, --model-path) to an .onnx file with ` +
+      'its .json beside it (shipped: models/xgboost_phase1_v1.onnx; training/README.md builds one)', err)
+  })
   const meta = await readModelMetadata(modelPath)
   checkFeatureSchema(meta, options.barMs)
   const pool = await InferencePool.start({

@@ -61,8 +61,11 @@ export class ModelManager {
   async loadInitial (): Promise<void> {
     const outcome = await this.reload(this.config.modelPath, 'startup')
     if (!outcome.ok) {
-      if (this.config.requireModel) throw new ServiceError(outcome.code, outcome.error)
-      logEvents.modelNotLoadedServing(this.log)
+      // The caller reports this once (serve.ts: one line, exit 1); doReload logged nothing for it.
+      if (this.config.requireModel) {
+        throw new ServiceError(outcome.code, `${outcome.error}; or set require_model=false to start without a model`)
+      }
+      logEvents.modelNotLoadedServing(this.log, outcome.error)
     }
     if (this.config.shadowModelPath !== null) await this.setShadow(this.config.shadowModelPath)
     if (this.config.watchModels) this.startWatching()
@@ -214,7 +217,9 @@ export class ModelManager {
     } catch (err) {
       this.lastError = (err as Error).message
       this.reloadsFailed++
-      logEvents.modelLoadFailed(this.log, modelPath, err)
+      // At start-up the failure is reported by loadInitial's caller (require_model) or by
+      // model_not_loaded: a second line about the same file would only repeat it.
+      if (trigger !== 'startup') logEvents.modelLoadFailed(this.log, modelPath, err)
       if (previous !== null) logEvents.modelKept(this.log, previous.modelVersion, trigger)
       return failure(err, previous?.modelVersion ?? null)
     }

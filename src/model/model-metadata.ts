@@ -21,7 +21,11 @@ export function metadataPathFor (modelPath: string): string {
 
 export async function readModelMetadata (modelPath: string): Promise<ModelMetadata> {
   const path = metadataPathFor(modelPath)
-  const raw = Buffer.from(await readRegularFile(path, 'model metadata', kMaxMetadataBytes)).toString('utf8')
+  const bytes = await readRegularFile(path, 'model metadata', kMaxMetadataBytes).catch((err: unknown) => {
+    throw new ModelLoadError(`${(err as Error).message}: a model needs the .json its export wrote beside the .onnx ` +
+      '(training/README.md); check model_path (MODEL_PATH, --model-path)', err)
+  })
+  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')
   let parsed: unknown
   try {
     parsed = JSON.parse(raw)

@@ -34,6 +34,8 @@ export class PredictionServer {
   private wsServer: WsServer | null = null
   /** Saves and restores the feature state when state_file is set. */
   private readonly stateKeeper: StateKeeper | null
+  /** Set when start() fails: close() then logs nothing. */
+  private quietClose = false
 
   private constructor (config: Config, log: Logger) {
     this.config = config
@@ -86,6 +88,9 @@ export class PredictionServer {
       await server.listen()
       server.stateKeeper?.start()
     } catch (err) {
+      // Nothing was served: release the workers and the app without the shutting-down lines,
+      // so that the caller's report of `err` is the only thing a failed start prints.
+      server.quietClose = true
       await server.close()
       throw err
     }
@@ -148,7 +153,7 @@ export class PredictionServer {
       const listen = this.app.listen as unknown as (h: string, p: number, o: number, cb: (token: uws.us_listen_socket | false) => void) => void
       listen.call(this.app, host, port, kListenExclusivePort, (token) => {
         if (token === false) {
-          logEvents.listenFailed(this.log, host, port)
+          // Not logged here: the rejection is the report (serve.ts prints it as its one line).
           reject(new Error(`could not listen on ${host}:${port} (in use, or not an address of this machine)`))
           return
         }
@@ -172,7 +177,7 @@ export class PredictionServer {
 
   private async doClose (signal: string): Promise<void> {
     const started = performance.now()
-    logEvents.shuttingDown(this.log, signal, this.service.batcher.depth)
+    if (!this.quietClose) logEvents.shuttingDown(this.log, signal, this.service.batcher.depth)
     if (this.config.shutdownGraceMs > 0 && this.listenSocket !== null) {
       // Readiness goes first and serving goes on, so that load balancers stop sending before
       // anything is refused.
@@ -208,6 +213,6 @@ export class PredictionServer {
     model = this.service.setModel(null)
     if (model !== null) await model.close()
     this.metrics.close()
-    logEvents.shutdownComplete(this.log, Math.round(performance.now() - started))
+    if (!this.quietClose) logEvents.shutdownComplete(this.log, Math.round(performance.now() - started))
   }
 }
