@@ -12,7 +12,7 @@ import type { ErrorCode, ValidationIssue, WireCode } from '../../errors.js'
 import { kErrorTable } from '../../errors.js'
 import type { BatchResultSource, FrameKind, HelloInfo } from '../../protocol/fb-codec.js'
 import { kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion } from '../../protocol/fb-codec.js'
-import { kIssue } from '../../protocol/request-fields.js'
+import { describeClientValue, kIssue } from '../../protocol/request-fields.js'
 import { predictionJson } from '../http/reply.js'
 
 export const kTypeRequest = 'predict_request'
@@ -68,7 +68,7 @@ export class JsonFrameReader {
       return kFrameRequest
     }
     if (type !== kTypeBatch) {
-      return this.fail(`type: unexpected ${JSON.stringify(type)}; a client sends "${kTypeRequest}" or "${kTypeBatch}"`,
+      return this.fail(`type: unexpected ${describeClientValue(type)}; a client sends "${kTypeRequest}" or "${kTypeBatch}"`,
         [{ loc: ['type'], msg: `unexpected value; permitted: '${kTypeRequest}', '${kTypeBatch}'`, type: 'value_error.const' }])
     }
     const requests = Object.hasOwn(frame, 'requests') ? frame.requests : undefined
