@@ -36,6 +36,8 @@ export class JsonFrameReader {
   /** The single request object, or the batch's `requests` list. */
   request: unknown = null
   requests: readonly unknown[] = []
+  /** Times reading a parsed frame threw and the frame was refused instead (see FbFrameReader.faults). */
+  faults = 0
 
   open (bytes: Uint8Array, maxBatchRequests: number): FrameKind {
     this.id = 0
@@ -53,6 +55,19 @@ export class JsonFrameReader {
       this.errorCode = 'ERR_INVALID_JSON'
       return this.fail(`Invalid JSON: ${(err as Error).message}`, null)
     }
+    try {
+      return this.read(value, maxBatchRequests)
+    } catch (err) {
+      // Reading a parsed JSON value should not throw; if it does, the value is still the client's:
+      // INVALID_ARGUMENT with the id when it was read. The fuzz tests assert `faults` stays 0.
+      this.faults++
+      this.request = null
+      this.requests = []
+      return this.fail(`frame could not be read (${(err as Error)?.name ?? 'error'})`, null)
+    }
+  }
+
+  private read (value: unknown, maxBatchRequests: number): FrameKind {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       return this.fail('a frame is a JSON object', [{ loc: [], ...kIssue.notObject }])
     }
