@@ -178,3 +178,32 @@ t.test('worst-case inputs decode in time linear in their size', async (t) => {
   }
   t.equal(jsonReader.faults + fbReader.faults, 0, 'no catch-all on the worst cases either')
 })
+
+t.test('the catch-all: a reader that throws refuses the frame as corrupt, counts it, and keeps a read id', async (t) => {
+  // No input is known to reach it (the properties above assert so); a Proxy that throws on byte
+  // reads stands in for the unknown gap, so the fallback itself is tested.
+  const codec = new FbClientCodec()
+  const frame = codec.request(42, { price: 612.5, symbol: 'ABC' }).slice()
+  let failing = true
+  const bytes = new Proxy(frame, {
+    get (target, prop) {
+      if (failing && typeof prop === 'string' && /^\d+$/.test(prop)) throw new RangeError('injected')
+      const v = Reflect.get(target, prop, target) as unknown
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  const reader = new FbFrameReader()
+  t.equal(reader.open(bytes, kMaxBatch), kFrameInvalid, 'open: refused')
+  t.equal(reader.faults, 1, 'open: counted')
+  t.match(reader.error, /corrupt FlatBuffer \(RangeError\)/)
+  t.equal(reader.idKnown, false, 'no id was read')
+
+  failing = false
+  t.equal(reader.open(bytes, kMaxBatch), kFrameRequest, 'the same bytes open when reads work')
+  t.equal(reader.id, 42)
+  failing = true
+  const issues = reader.decode(-1, snapshot, decoded, kLimits, Date.now(), ['requests', 3])
+  t.same(issues, [{ loc: ['requests', 3], msg: 'truncated or corrupt FlatBuffer table', type: 'value_error.flatbuffers' }], 'decode: the request refused as corrupt')
+  t.equal(reader.faults, 2, 'decode: counted')
+  t.equal(reader.id, 42, 'the frame id stays readable for the answer')
+})
