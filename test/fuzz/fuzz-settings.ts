@@ -2,7 +2,7 @@
  * How much the fuzz tests run. The defaults fit CI (about half a minute for all of test/fuzz on
  * two shared cores); the environment scales them up for a long hunt:
  *
- *   FUZZ_RUNS=200000 FUZZ_SERVER_RUNS=5000 FUZZ_TIME_MS=600000 npx tap --timeout 0 test/fuzz
+ *   FUZZ_RUNS=200000 FUZZ_SERVER_RUNS=5000 FUZZ_TIME_MS=600000 npx tap --timeout 0 test/fuzz/*.test.ts
  *
  * - FUZZ_RUNS: cases per in-process property (decoders called directly).
  * - FUZZ_SERVER_RUNS: frames or bodies per property sent to the real server on loopback.
