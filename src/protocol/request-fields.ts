@@ -78,3 +78,25 @@ export function timestampIssue (ts: number, nowMs: number, maxClockSkewMs: numbe
   if (ts > nowMs + maxClockSkewMs) return kIssue.futureTimestamp
   return null
 }
+
+/** Longest piece of a client string quoted back in an error message. */
+const kMaxEchoChars = 64
+
+/**
+ * A bounded, non-recursive description of a value a client sent, for an error message. Never
+ * JSON.stringify the value itself: that is recursive (an array nested 10,000 deep overflows the
+ * stack, issue 10) and unbounded (a 1 MB string comes back as a 1 MB message). Strings are quoted
+ * up to kMaxEchoChars characters; containers are named by type only.
+ */
+export function describeClientValue (v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return v.length <= kMaxEchoChars ? JSON.stringify(v) : `${JSON.stringify(v.slice(0, kMaxEchoChars))}... (${v.length} characters)`
+    case 'number':
+    case 'boolean':
+      return String(v)
+    default:
+      if (v === null) return 'null'
+      return Array.isArray(v) ? 'a list' : 'an object'
+  }
+}

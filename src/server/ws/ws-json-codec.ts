@@ -12,7 +12,7 @@ import type { ErrorCode, ValidationIssue, WireCode } from '../../errors.js'
 import { kErrorTable } from '../../errors.js'
 import type { BatchResultSource, FrameKind, HelloInfo } from '../../protocol/fb-codec.js'
 import { kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion } from '../../protocol/fb-codec.js'
-import { kIssue } from '../../protocol/request-fields.js'
+import { describeClientValue, kIssue } from '../../protocol/request-fields.js'
 import { predictionJson } from '../http/reply.js'
 
 export const kTypeRequest = 'predict_request'
@@ -36,6 +36,8 @@ export class JsonFrameReader {
   /** The single request object, or the batch's `requests` list. */
   request: unknown = null
   requests: readonly unknown[] = []
+  /** Times reading a parsed frame threw and the frame was refused instead (see FbFrameReader.faults). */
+  faults = 0
 
   open (bytes: Uint8Array, maxBatchRequests: number): FrameKind {
     this.id = 0
@@ -53,6 +55,19 @@ export class JsonFrameReader {
       this.errorCode = 'ERR_INVALID_JSON'
       return this.fail(`Invalid JSON: ${(err as Error).message}`, null)
     }
+    try {
+      return this.read(value, maxBatchRequests)
+    } catch (err) {
+      // Reading a parsed JSON value should not throw; if it does, the value is still the client's:
+      // INVALID_ARGUMENT with the id when it was read. The fuzz tests assert `faults` stays 0.
+      this.faults++
+      this.request = null
+      this.requests = []
+      return this.fail(`frame could not be read (${(err as Error)?.name ?? 'error'})`, null)
+    }
+  }
+
+  private read (value: unknown, maxBatchRequests: number): FrameKind {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       return this.fail('a frame is a JSON object', [{ loc: [], ...kIssue.notObject }])
     }
@@ -68,7 +83,7 @@ export class JsonFrameReader {
       return kFrameRequest
     }
     if (type !== kTypeBatch) {
-      return this.fail(`type: unexpected ${JSON.stringify(type)}; a client sends "${kTypeRequest}" or "${kTypeBatch}"`,
+      return this.fail(`type: unexpected ${describeClientValue(type)}; a client sends "${kTypeRequest}" or "${kTypeBatch}"`,
         [{ loc: ['type'], msg: `unexpected value; permitted: '${kTypeRequest}', '${kTypeBatch}'`, type: 'value_error.const' }])
     }
     const requests = Object.hasOwn(frame, 'requests') ? frame.requests : undefined
