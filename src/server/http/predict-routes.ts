@@ -11,7 +11,7 @@ import { kIssue } from '../../protocol/request-fields.js'
 import {
   kRejectCode, kRejectStale, kSubmitted, type PredictionService, type TransportMetrics,
 } from '../../service/prediction-service.js'
-import { readBody, type BodyTarget } from './body-reader.js'
+import { readBody, refuseBadFraming, type BodyTarget } from './body-reader.js'
 import { batchItemError, predictionJson, writeError, writeJson, writeValidationError } from './reply.js'
 
 export interface PredictRouteOptions {
@@ -147,6 +147,11 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
     this.res.resume()
   }
 
+  onBadFraming (): void {
+    this.routes.metrics.recordError('ERR_BAD_FRAMING')
+    refuseBadFraming(this.res, this)
+  }
+
   onBodyTooLarge (): void {
     if (this.aborted) return
     this.routes.metrics.recordError('ERR_BODY_TOO_LARGE')
@@ -159,13 +164,13 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
     const parsed = parseJson(body)
     if (parsed.ok) return parsed
     this.routes.metrics.recordError('ERR_INVALID_JSON')
-    this.res.cork(() => { writeError(this.res, 'ERR_INVALID_JSON', parsed.message) })
+    this.res.cork(() => { writeError(this.res, 'ERR_INVALID_JSON', parsed.message, this.routes.service.isDraining) })
     return undefined
   }
 
   protected rejectInvalid (issues: readonly ValidationIssue[]): void {
     this.routes.metrics.recordError('ERR_VALIDATION')
-    this.res.cork(() => { this.resume(); writeValidationError(this.res, issues) })
+    this.res.cork(() => { this.resume(); writeValidationError(this.res, issues, this.routes.service.isDraining) })
   }
 }
 
@@ -186,7 +191,7 @@ class SingleContext extends PredictContext {
     }
     const code = kRejectCode[result]
     routes.metrics.recordError(code)
-    res.cork(() => { this.resume(); writeError(res, code) })
+    res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
   }
 
   complete (request: PendingRequest): void {
@@ -196,14 +201,14 @@ class SingleContext extends PredictContext {
       if (this.aborted) return
       const latencyMs = performance.now() - this.startMs
       const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, latencyMs)
-      res.cork(() => { this.resume(); writeJson(res, 200, body) })
+      res.cork(() => { this.resume(); writeJson(res, 200, body, routes.service.isDraining) })
       routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
       return
     }
     const code: ErrorCode = failureCode(request.status)
     routes.metrics.recordError(code)
     if (this.aborted) return
-    res.cork(() => { this.resume(); writeError(res, code) })
+    res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
   }
 }
 
@@ -269,7 +274,7 @@ class BatchContext extends PredictContext {
   private respond (): void {
     if (this.aborted) return
     const body = `{"predictions":[${this.items.join(',')}]}`
-    this.res.cork(() => { this.resume(); writeJson(this.res, 200, body) })
+    this.res.cork(() => { this.resume(); writeJson(this.res, 200, body, this.routes.service.isDraining) })
     this.routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
   }
 }
