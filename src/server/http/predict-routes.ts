@@ -67,11 +67,15 @@ export class PredictRoutes {
     this.admitScheduled = false
     const queued = this.queued
     // Index loop: an admission cannot add to the queue (bodies arrive only from uWS reads).
-    for (let i = 0; i < queued.length; i++) {
-      const ctx = queued[i]!
-      if (!ctx.aborted) ctx.admit()
+    // finally: a throwing admission must not leave answered contexts queued for the next turn.
+    try {
+      for (let i = 0; i < queued.length; i++) {
+        const ctx = queued[i]!
+        if (!ctx.aborted) ctx.admit()
+      }
+    } finally {
+      queued.length = 0
     }
-    queued.length = 0
   }
 
   /** POST /predict */
