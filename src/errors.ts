@@ -31,6 +31,8 @@ export const kErrorTable = {
   ERR_PROTOCOL: { statusCode: 400, wireCode: 'INVALID_ARGUMENT', message: 'Frame is not a readable message', headers: null },
   // The rest of an oversized body may still be in flight: the connection is closed after the 413.
   ERR_BODY_TOO_LARGE: { statusCode: 413, wireCode: 'INVALID_ARGUMENT', message: 'Request body too large', headers: { Connection: 'close' } },
+  // HTTP framing the server cannot trust (RFC 9112 §6.3: differing Content-Length values); closed.
+  ERR_BAD_FRAMING: { statusCode: 400, wireCode: null, message: 'Conflicting Content-Length headers', headers: { Connection: 'close' } },
   ERR_NOT_FOUND: { statusCode: 404, wireCode: null, message: 'Not Found', headers: null },
   ERR_METHOD_NOT_ALLOWED: { statusCode: 405, wireCode: null, message: 'Method Not Allowed', headers: null },
   ERR_UNAUTHORIZED: { statusCode: 401, wireCode: null, message: 'Unauthorized', headers: { 'WWW-Authenticate': 'Bearer' } },

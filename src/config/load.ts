@@ -160,6 +160,15 @@ function build (layers: readonly Layer[], problems: string[]): Config {
       `${label('max_batch_size')} = ${settings.max_batch_size}`)
   }
 
+  // A timestamp up to max_clock_skew_ms ahead opens its bar that much early, and timestamped
+  // requests of the bar before are stale until real time catches up: keep it well under a bar.
+  if (!bad.has('max_clock_skew_ms') && !bad.has('bar_ms') &&
+      settings.max_clock_skew_ms * 10 > settings.bar_ms) {
+    problems.push('max_clock_skew_ms and bar_ms must not conflict: max_clock_skew_ms must be at most a tenth of ' +
+      `bar_ms, got ${label('max_clock_skew_ms')} = ${settings.max_clock_skew_ms} and ` +
+      `${label('bar_ms')} = ${settings.bar_ms}`)
+  }
+
   if (problems.length > 0) throw new ConfigError(problems)
 
   const config: Record<string, unknown> = {}

@@ -215,8 +215,8 @@ export const kSettings: SettingsTable = {
     description: 'Symbol used when a request names none.',
   },
   max_clock_skew_ms: {
-    kind: 'integer', min: 0, max: 86_400_000, default: 60_000, env: 'MAX_CLOCK_SKEW_MS', flag: 'max-clock-skew-ms',
-    description: 'How far in the future a timestamp_ms may be (ms).',
+    kind: 'integer', min: 0, max: 60_000, default: 2_000, env: 'MAX_CLOCK_SKEW_MS', flag: 'max-clock-skew-ms',
+    description: 'How far ahead of the server\'s clock a timestamp_ms may be (ms); it is also how early one request can open a symbol\'s next bar, so at most a tenth of bar_ms.',
   },
   warmup_runs: {
     kind: 'integer', min: 0, max: 10_000, default: 20, env: 'WARMUP_RUNS', flag: 'warmup-runs',

@@ -18,7 +18,7 @@ import { RecentValues, RollingPairStats, RollingStats, varianceFromSums } from '
  */
 
 export const kApplyOk = 0
-/** The request's bar is older than the symbol's current bar; nothing was changed. */
+/** The request's timestamp_ms falls in a bar older than the symbol's current bar; nothing was changed. Never for a request without timestamp_ms. */
 export const kApplyStale = 1
 export type ApplyStatus = typeof kApplyOk | typeof kApplyStale
 
@@ -158,10 +158,17 @@ export class SymbolState {
     return true
   }
 
-  /** Bar index a snapshot falls into, given the arrival time for snapshots without a timestamp. */
+  /**
+   * Bar index a snapshot falls into: its timestamp's, or for a snapshot without one its arrival
+   * time's, but never older than the current bar. The current bar can start up to
+   * max_clock_skew_ms after the server's clock (a client clock running ahead, or this clock
+   * stepped back); a request that names no time has no time of its own to be stale about, so it
+   * joins the current bar instead of being refused for a field it never sent.
+   */
   barOf (snapshot: MarketSnapshot, arrivalMs: number): number {
-    const t = snapshot.timestampMs === snapshot.timestampMs ? snapshot.timestampMs : arrivalMs
-    return Math.floor(t / this.barMs)
+    if (snapshot.timestampMs === snapshot.timestampMs) return Math.floor(snapshot.timestampMs / this.barMs)
+    const bar = Math.floor(arrivalMs / this.barMs)
+    return bar < this.barIndex ? this.barIndex : bar
   }
 
   /**

@@ -22,7 +22,7 @@ const kWatchDebounceMs = 1000
  * prediction) and warmed in its own worker pool beside the serving one, then swapped in: new
  * batches go to it at once, batches already sent finish on the old pool, which is closed after.
  * Every answer names the version that computed it. A broken or mismatched model leaves the old
- * one serving and is reported in the logs and in /health (`model_error`).
+ * one serving and is reported in the logs and in /health (`model_error`, a code; the message with the admin token).
  *
  * Loads are serialized: a reload asked for during another waits for it, so two loads never race
  * to the swap.
@@ -40,6 +40,8 @@ export class ModelManager {
   private watchTimer: NodeJS.Timeout | null = null
   private closed = false
   lastError: string | null = null
+  /** Stable code of the last failed load (ERR_MODEL_LOAD...), for /health without credentials. */
+  lastErrorCode: ErrorCode | null = null
   lastReloadAt: string | null = null
   reloadsOk = 0
   reloadsFailed = 0
@@ -138,11 +140,16 @@ export class ModelManager {
     this.watcher.on('error', (err) => { this.log.warn({ event: 'watch_failed', err }, `Watching ${dir} failed`) })
   }
 
-  /** What /health shows about the model lifecycle. */
-  status (): Record<string, unknown> {
+  /**
+   * What /health shows about the model lifecycle. Without credentials only the file's name and a
+   * stable error code: the absolute path and the loader's message (which quotes paths) tell an
+   * anonymous caller about the host's layout. `detailed` (the admin token was sent) adds both.
+   */
+  status (detailed: boolean): Record<string, unknown> {
     return {
-      model_path: this.currentPath,
-      model_error: this.lastError,
+      model_file: basename(this.currentPath),
+      model_error: this.lastErrorCode,
+      ...(detailed ? { model_path: this.currentPath, model_error_detail: this.lastError } : {}),
       last_reload_at: this.lastReloadAt,
       reloads: { ok: this.reloadsOk, failed: this.reloadsFailed },
       shadow: this.shadowStats(),
@@ -216,6 +223,7 @@ export class ModelManager {
       model = await this.load(modelPath)
     } catch (err) {
       this.lastError = (err as Error).message
+      this.lastErrorCode = err instanceof ServiceError ? err.code : 'ERR_MODEL_LOAD'
       this.reloadsFailed++
       // At start-up the failure is reported by loadInitial's caller (require_model) or by
       // model_not_loaded: a second line about the same file would only repeat it.
@@ -230,6 +238,7 @@ export class ModelManager {
     this.service.setModel(model)
     this.currentPath = modelPath
     this.lastError = null
+    this.lastErrorCode = null
     this.lastReloadAt = new Date().toISOString()
     this.reloadsOk++
     const loadMs = Math.round(performance.now() - started)

@@ -114,12 +114,13 @@ export class PredictionServer {
       maxBatchRequests: this.config.maxBatchRequests,
       maxClockSkewMs: this.config.maxClockSkewMs,
     })
-    const health = new HealthRoutes(this.service, this.metrics, this.models)
+    const admin = this.config.adminToken === null ? null : new AdminRoutes(this.models, this.config.adminToken)
+    const health = new HealthRoutes(this.service, this.metrics, this.models, admin === null ? null : (req) => admin.authorized(req))
     const metrics = new MetricsRoutes(this.metrics)
 
     app.post('/predict', (res, req) => { predict.single(res, req) })
     app.post('/predict/batch', (res, req) => { predict.batch(res, req) })
-    app.get('/health', (res) => { health.health(res) })
+    app.get('/health', (res, req) => { health.health(res, req) })
     app.get('/health/live', (res) => { health.live(res) })
     app.get('/health/ready', (res) => { health.ready(res) })
     app.get('/metrics', (res) => { metrics.json(res) })
@@ -129,17 +130,16 @@ export class PredictionServer {
       ['/predict', 'POST'], ['/predict/batch', 'POST'], ['/health', 'GET'], ['/health/live', 'GET'],
       ['/health/ready', 'GET'], ['/metrics', 'GET'], ['/metrics/prometheus', 'GET'],
     ] as const) {
-      app.any(path, (res) => { this.metrics.recordError('ERR_METHOD_NOT_ALLOWED'); writeMethodNotAllowed(res, allow) })
+      app.any(path, (res) => { this.metrics.recordError('ERR_METHOD_NOT_ALLOWED'); writeMethodNotAllowed(res, allow, this.service.isDraining) })
     }
-    if (this.config.adminToken !== null) {
-      const admin = new AdminRoutes(this.models, this.config.adminToken)
+    if (admin !== null) {
       app.post('/admin/reload', (res, req) => { admin.reload(res, req) })
       app.post('/admin/shadow', (res, req) => { admin.startShadow(res, req) })
       app.del('/admin/shadow', (res, req) => { admin.stopShadow(res, req) })
     }
     this.wsServer = new WsServer(this.service, this.metrics, this.log, wsOptionsFrom(this.config))
     app.ws('/ws', this.wsServer.behavior())
-    app.any('/*', (res) => { this.metrics.recordError('ERR_NOT_FOUND'); writeError(res, 'ERR_NOT_FOUND') })
+    app.any('/*', (res) => { this.metrics.recordError('ERR_NOT_FOUND'); writeError(res, 'ERR_NOT_FOUND', undefined, this.service.isDraining) })
     return app
   }
 

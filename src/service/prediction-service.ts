@@ -70,6 +70,9 @@ export class PredictionService {
   /** False from the start of a shutdown: still serving during the grace period, but not ready. */
   get isReady (): boolean { return this.model !== null && !this.shuttingDown && !this.readinessWithdrawn }
 
+  /** From the start of a graceful shutdown (grace period included): HTTP answers close their connection. */
+  get isDraining (): boolean { return this.shuttingDown || this.readinessWithdrawn }
+
   /** Start of a graceful shutdown: readiness goes, serving continues until `drain`. */
   withdrawReadiness (): void { this.readinessWithdrawn = true }
   get defaultSymbol (): string { return this.options.defaultSymbol }

@@ -45,7 +45,7 @@ const kExpectedDefaults: Config = {
   stateFile: null,
   stateSaveIntervalS: 60,
   defaultSymbol: 'WBNBUSDT',
-  maxClockSkewMs: 60_000,
+  maxClockSkewMs: 2_000,
   warmupRuns: 20,
   shutdownTimeoutMs: 10_000,
   shutdownGraceMs: 0,
@@ -277,6 +277,8 @@ t.test('cross-field rules', async (t) => {
     { name: 'queue equal to batch', options: { env: { MAX_QUEUE_SIZE: '64' } }, want: [] },
     { name: 'queue smaller than batch', options: { env: { MAX_QUEUE_SIZE: '63' } }, want: [queue('MAX_QUEUE_SIZE (env) = 63', 'max_batch_size (config/default.json) = 64')] },
     { name: 'both rules at once', options: { argv: ['--max-batch-size', '100', '--max-queue-size', '10', '--deadline-ms', '1', '--max-queue-delay-us', '2000'] }, want: [deadline('--deadline-ms (flag) = 1', '--max-queue-delay-us (flag) = 2000'), queue('--max-queue-size (flag) = 10', '--max-batch-size (flag) = 100')] },
+    { name: 'skew a tenth of the bar', options: { env: { MAX_CLOCK_SKEW_MS: '6000' } }, want: [] },
+    { name: 'skew over a tenth of the bar', options: { env: { MAX_CLOCK_SKEW_MS: '6001' } }, want: ['max_clock_skew_ms and bar_ms must not conflict: max_clock_skew_ms must be at most a tenth of bar_ms, got MAX_CLOCK_SKEW_MS (env) = 6001 and bar_ms (config/default.json) = 60000'] },
     // A bad value is reported once, not again as a conflict with a value it did not set.
     { name: 'rule skipped when one side is invalid', options: { env: { MAX_QUEUE_SIZE: '0', MAX_BATCH_SIZE: '9' } }, want: ['MAX_QUEUE_SIZE (env) must be an integer >= 1, got "0"'] },
     { name: 'rule skipped when one side is unreadable', options: { env: { DEADLINE_MS: 'soon', MAX_QUEUE_DELAY_US: '1000000' } }, want: ['DEADLINE_MS (env) must be an integer >= 1, got "soon"'] },

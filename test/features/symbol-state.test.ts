@@ -147,6 +147,24 @@ t.test('requests without timestamp_ms fall into the bar of their arrival time', 
   t.equal(state.barIndex, 6, 'next bar')
 })
 
+t.test('a request without timestamp_ms is never stale: it joins a current bar that is ahead of its arrival', async (t) => {
+  // Issue 10: a timestamp inside max_clock_skew_ms opens the next bar before the server's clock
+  // reaches it; arrivals in those milliseconds must not be refused for a timestamp they never sent.
+  const state = new SymbolState(kBarMs, kMaxGap)
+  const s = new MarketSnapshot()
+  const row = new Float64Array(kFeatureCount)
+  s.price = 100; s.timestampMs = 5 * kBarMs + 30_000
+  state.apply(s, 5 * kBarMs + 30_000, row, 0)
+  s.reset(); s.price = 101; s.timestampMs = 6 * kBarMs
+  t.equal(state.apply(s, 6 * kBarMs - 1_500, row, 0), kApplyOk, 'a timestamp 1.5 s ahead opens bar 6')
+  s.reset(); s.price = 102
+  t.equal(state.apply(s, 6 * kBarMs - 1_000, row, 0), kApplyOk, 'no timestamp, arrival still in bar 5: accepted')
+  t.equal(state.barIndex, 6, 'into the current bar, not a new one')
+  t.equal(state.close, 102, 'and it updated that bar')
+  s.reset(); s.price = 103; s.timestampMs = 6 * kBarMs - 900
+  t.equal(state.apply(s, 6 * kBarMs - 800, row, 0), kApplyStale, 'an explicit timestamp in bar 5 is still stale')
+})
+
 t.test('the feature store is bounded and drops the least recently used symbol', async (t) => {
   const store = new FeatureStore({ barMs: kBarMs, maxGapBars: kMaxGap, maxSymbols: 3 })
   const s = new MarketSnapshot()

@@ -86,7 +86,9 @@ t.test('a new model version goes into service under steady load without a failed
   t.match(broken.body, { code: 'ERR_MODEL_LOAD', model_version: 'rollout_v2' })
   const health = await getJson(`${url}/health`)
   t.equal(health.body.model_version, 'rollout_v2', 'the previous model keeps serving')
-  t.match(health.body.model_error, /broken\.onnx/, '/health says why the reload failed')
+  t.equal(health.body.model_error, 'ERR_MODEL_LOAD', '/health says why the reload failed, as a code')
+  const detailed = await fetch(`${url}/health`, { headers: { authorization: `Bearer ${kToken}` }, signal: AbortSignal.timeout(10_000) }).then(async r => await r.json() as Record<string, unknown>)
+  t.match(detailed.model_error_detail, /broken\.onnx/, 'and, with the admin token, the message')
 
   const mismatch = await admin(url, '/admin/reload', { model_path: 'mismatch.onnx' })
   t.equal(mismatch.status, 422)

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { isAbsolute, relative, resolve } from 'node:path'
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import type { ModelManager, ReloadOutcome } from '../../model/model-manager.js'
-import { readBody, type BodyTarget } from './body-reader.js'
+import { readBody, refuseBadFraming, type BodyTarget } from './body-reader.js'
 import { writeError, writeJson } from './reply.js'
 
 const kMaxAdminBody = 4096
@@ -46,11 +46,9 @@ export class AdminRoutes {
     })
   }
 
-  private authorized (req: HttpRequest): boolean {
-    const header = req.getHeader('authorization')
-    if (!header.startsWith('Bearer ')) return false
-    const given = Buffer.from(header.slice(7))
-    return given.length === this.token.length && timingSafeEqual(given, this.token)
+  /** True when the request carries this server's admin token (also used by /health for details). */
+  authorized (req: HttpRequest): boolean {
+    return bearerTokenMatches(req.getHeader('authorization'), this.token)
   }
 
   /** Reads an optional `{"model_path"}` body (req is read synchronously, before any await). */
@@ -58,6 +56,7 @@ export class AdminRoutes {
     if (!this.authorized(req)) { writeError(res, 'ERR_UNAUTHORIZED'); return }
     const target: BodyTarget & { aborted: boolean } = {
       aborted: false,
+      onBadFraming: () => { refuseBadFraming(res, target) },
       onBodyTooLarge: () => { if (!target.aborted) res.cork(() => { writeError(res, 'ERR_BODY_TOO_LARGE') }) },
       onBody: (body) => {
         const parsed = this.modelPathFrom(body)
@@ -92,6 +91,18 @@ export class AdminRoutes {
     if (rel.startsWith('..') || isAbsolute(rel)) return { error: `model_path must name a file in the models folder ${dir}` }
     return full
   }
+}
+
+/**
+ * `Authorization: Bearer <token>`. The scheme is case-insensitive and may be followed by more
+ * than one space (RFC 9110 §11.1, §11.4: `bearer x` is the same credential); the token itself is
+ * compared exactly, in constant time.
+ */
+export function bearerTokenMatches (header: string, token: Buffer): boolean {
+  const match = /^bearer +/i.exec(header)
+  if (match === null) return false
+  const given = Buffer.from(header.slice(match[0].length))
+  return given.length === token.length && timingSafeEqual(given, token)
 }
 
 function writeOutcome (res: HttpResponse, outcome: ReloadOutcome): void {

@@ -1,9 +1,47 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
+import { writeError } from './reply.js'
 
 /** What a body read ends in; one of these is called exactly once unless the client aborts. */
 export interface BodyTarget {
   onBody (body: Buffer): void
   onBodyTooLarge (): void
+  /** Content-Length sent more than once with different values: no body is read. */
+  onBadFraming (): void
+}
+
+/**
+ * Duplicate Content-Length check. The uWS build we ship frames the body by the first
+ * Content-Length and getHeader returns only that one (upstream rejects differing values since
+ * uWebSockets 601a100, "Reject differing content-lengths"); a front proxy framing by the other
+ * one would see a different request boundary (request smuggling). RFC 9112 §6.3 and RFC 9110
+ * §8.6: differing values are an error, identical repeats may be taken as one. Module-level
+ * state and visitor, so the check allocates no closure per request.
+ */
+let firstLength: string | null = null
+let lengthConflict = false
+function visitHeader (key: string, value: string): void {
+  if (key !== 'content-length') return
+  if (firstLength === null) firstLength = value
+  else if (value !== firstLength) lengthConflict = true
+}
+
+export function hasConflictingContentLength (req: HttpRequest): boolean {
+  firstLength = null
+  lengthConflict = false
+  req.forEach(visitHeader)
+  return lengthConflict
+}
+
+/**
+ * Answers ERR_BAD_FRAMING and closes, from setImmediate: answered inside the handler, uWS would
+ * go on parsing the bytes after the (first-length) body as a next request on this connection
+ * and route it. Left pending until then, any such request makes uWS close the connection
+ * instead (it refuses a request while one is pending), so nothing smuggled runs.
+ */
+export function refuseBadFraming (res: HttpResponse, target: { readonly aborted: boolean }): void {
+  setImmediate(() => {
+    if (!target.aborted) res.cork(() => { writeError(res, 'ERR_BAD_FRAMING') })
+  })
 }
 
 /**
@@ -21,6 +59,10 @@ export interface BodyTarget {
  */
 export function readBody (res: HttpResponse, req: HttpRequest, maxBytes: number, target: BodyTarget): void {
   const lengthHeader = req.getHeader('content-length')
+  if (lengthHeader !== '' && hasConflictingContentLength(req)) {
+    target.onBadFraming()
+    return
+  }
   const declared = lengthHeader === '' ? -1 : Number(lengthHeader)
   if (declared > maxBytes) {
     target.onBodyTooLarge()

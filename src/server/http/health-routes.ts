@@ -1,4 +1,4 @@
-import type { HttpResponse } from 'uWebSockets.js'
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { kFeatureSetVersion } from '../../features/feature-spec.js'
 import type { ServiceMetrics } from '../../metrics/service-metrics.js'
 import type { PredictionService } from '../../service/prediction-service.js'
@@ -6,9 +6,12 @@ import { round3, writeJson } from './reply.js'
 
 /** The model lifecycle as /health reports it (ModelManager). */
 export interface ModelStatus {
-  readonly lastError: string | null
-  status (): Record<string, unknown>
+  /** `detailed`: the caller sent the admin token; paths and error messages may be shown. */
+  status (detailed: boolean): Record<string, unknown>
 }
+
+/** Whether a request carries the admin token; null when admin_token is off (nobody does). */
+export type Authorize = ((req: HttpRequest) => boolean) | null
 
 /**
  * /health keeps the old service's shape (status, model_loaded, model_version, uptime_seconds,
@@ -20,14 +23,16 @@ export class HealthRoutes {
   private readonly service: PredictionService
   private readonly metrics: ServiceMetrics
   private readonly modelStatus: ModelStatus
+  private readonly authorize: Authorize
 
-  constructor (service: PredictionService, metrics: ServiceMetrics, modelStatus: ModelStatus) {
+  constructor (service: PredictionService, metrics: ServiceMetrics, modelStatus: ModelStatus, authorize: Authorize) {
     this.service = service
     this.metrics = metrics
     this.modelStatus = modelStatus
+    this.authorize = authorize
   }
 
-  health (res: HttpResponse): void {
+  health (res: HttpResponse, req: HttpRequest): void {
     const model = this.service.currentModel
     const avg = this.metrics.meanLatencyMs()
     const body = {
@@ -46,24 +51,24 @@ export class HealthRoutes {
       predictions_total: this.metrics.predictionsTotal,
       errors_total: this.metrics.errorsTotal,
       shutting_down: this.service.isShuttingDown,
-      ...this.modelStatus.status(),
+      ...this.modelStatus.status(this.authorize !== null && this.authorize(req)),
       ...(model === null ? { detail: 'Model not loaded' } : {}),
     }
-    writeJson(res, model === null ? 503 : 200, JSON.stringify(body))
+    writeJson(res, model === null ? 503 : 200, JSON.stringify(body), this.service.isDraining)
   }
 
   live (res: HttpResponse): void {
-    writeJson(res, 200, '{"status":"alive"}')
+    writeJson(res, 200, '{"status":"alive"}', this.service.isDraining)
   }
 
   ready (res: HttpResponse): void {
     const model = this.service.currentModel
     if (model === null) {
-      writeJson(res, 503, '{"status":"not_ready","detail":"Model not loaded"}')
+      writeJson(res, 503, '{"status":"not_ready","detail":"Model not loaded"}', this.service.isDraining)
     } else if (!this.service.isReady) {
-      writeJson(res, 503, '{"status":"not_ready","detail":"Shutting down"}')
+      writeJson(res, 503, '{"status":"not_ready","detail":"Shutting down"}', true)
     } else {
-      writeJson(res, 200, `{"status":"ready","model_version":${model.modelVersionJson}}`)
+      writeJson(res, 200, `{"status":"ready","model_version":${model.modelVersionJson}}`, this.service.isDraining)
     }
   }
 }

@@ -11,7 +11,7 @@ import { kIssue } from '../../protocol/request-fields.js'
 import {
   kRejectCode, kRejectStale, kSubmitted, type PredictionService, type TransportMetrics,
 } from '../../service/prediction-service.js'
-import { readBody, type BodyTarget } from './body-reader.js'
+import { readBody, refuseBadFraming, type BodyTarget } from './body-reader.js'
 import { batchItemError, predictionJson, writeError, writeJson, writeValidationError } from './reply.js'
 
 export interface PredictRouteOptions {
@@ -29,10 +29,53 @@ export class PredictRoutes {
   readonly snapshot = new MarketSnapshot()
   readonly decoded: DecodedRequest = { symbol: null, deadlineMs: Number.NaN }
 
+  /** Parsed bodies waiting for `admitQueued`; see `defer`. */
+  private readonly queued: PredictContext[] = []
+  private admitScheduled = false
+  /** Bound once: one setImmediate per loop turn with bodies, not a closure per request. */
+  private readonly admitQueuedBound = (): void => { this.admitQueued() }
+
   constructor (service: PredictionService, metrics: TransportMetrics, options: PredictRouteOptions) {
     this.service = service
     this.metrics = metrics
     this.options = options
+  }
+
+  /**
+   * HTTP pipelining. uWS closes a connection when a request arrives while the previous response
+   * on it is still pending ("denying async pipelining", uWebSockets src/HttpContext.h), which
+   * fires onAborted for the pending one: an admitted request would then have changed its
+   * symbol's state with no answer ever sent. Two measures, both in README "HTTP pipelining":
+   *
+   * - The socket is paused (`res.pause()`, no more reads) once a body is read, and resumed just
+   *   before the answer is written, so a request sent before the previous answer waits in the
+   *   kernel and is served after it, in order.
+   * - Bytes already read with the body (two requests in one write) are parsed by uWS in the same
+   *   call, after the body handler returns, and close the connection. So nothing is admitted
+   *   there: admission runs from setImmediate, after uWS's read handler, and skips a request whose
+   *   connection was closed meanwhile. Neither request then touches any state.
+   */
+  defer (ctx: PredictContext): void {
+    this.queued.push(ctx)
+    if (!this.admitScheduled) {
+      this.admitScheduled = true
+      setImmediate(this.admitQueuedBound)
+    }
+  }
+
+  private admitQueued (): void {
+    this.admitScheduled = false
+    const queued = this.queued
+    // Index loop: an admission cannot add to the queue (bodies arrive only from uWS reads).
+    // finally: a throwing admission must not leave answered contexts queued for the next turn.
+    try {
+      for (let i = 0; i < queued.length; i++) {
+        const ctx = queued[i]!
+        if (!ctx.aborted) ctx.admit()
+      }
+    } finally {
+      queued.length = 0
+    }
   }
 
   /** POST /predict */
@@ -76,6 +119,10 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
   protected readonly routes: PredictRoutes
   protected readonly res: HttpResponse
   protected readonly startMs: number
+  /** The parsed JSON body, held from the read to the deferred admission. */
+  protected value: unknown = undefined
+  /** Reads are paused on this connection until the answer is written (see PredictRoutes.defer). */
+  private paused = false
 
   constructor (routes: PredictRoutes, res: HttpResponse) {
     this.routes = routes
@@ -83,8 +130,31 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
     this.startMs = performance.now()
   }
 
-  abstract onBody (body: Buffer): void
+  /** Decodes `this.value` and submits it; runs after the read handler (PredictRoutes.defer). */
+  abstract admit (): void
   abstract complete (request: PendingRequest): void
+
+  onBody (body: Buffer): void {
+    const parsed = this.parse(body)
+    if (parsed === undefined) return
+    this.value = parsed.value
+    // Still inside uWS's onData: a pause from here holds (one from the route handler does not).
+    this.res.pause()
+    this.paused = true
+    this.routes.defer(this)
+  }
+
+  /** First thing in every cork that answers after `onBody`: lets the next pipelined request in. */
+  protected resume (): void {
+    if (!this.paused) return
+    this.paused = false
+    this.res.resume()
+  }
+
+  onBadFraming (): void {
+    this.routes.metrics.recordError('ERR_BAD_FRAMING')
+    refuseBadFraming(this.res, this)
+  }
 
   onBodyTooLarge (): void {
     if (this.aborted) return
@@ -98,22 +168,21 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
     const parsed = parseJson(body)
     if (parsed.ok) return parsed
     this.routes.metrics.recordError('ERR_INVALID_JSON')
-    this.res.cork(() => { writeError(this.res, 'ERR_INVALID_JSON', parsed.message) })
+    this.res.cork(() => { writeError(this.res, 'ERR_INVALID_JSON', parsed.message, this.routes.service.isDraining) })
     return undefined
   }
 
   protected rejectInvalid (issues: readonly ValidationIssue[]): void {
     this.routes.metrics.recordError('ERR_VALIDATION')
-    this.res.cork(() => { writeValidationError(this.res, issues) })
+    this.res.cork(() => { this.resume(); writeValidationError(this.res, issues, this.routes.service.isDraining) })
   }
 }
 
 class SingleContext extends PredictContext {
-  onBody (body: Buffer): void {
-    const parsed = this.parse(body)
-    if (parsed === undefined) return
+  admit (): void {
     const { routes, res } = this
-    const issues = decodeJsonRequest(parsed.value, routes.snapshot, routes.decoded, routes.options, Date.now(), kBodyLoc)
+    const issues = decodeJsonRequest(this.value, routes.snapshot, routes.decoded, routes.options, Date.now(), kBodyLoc)
+    this.value = undefined
     if (issues.length > 0) {
       this.rejectInvalid(issues)
       return
@@ -126,7 +195,7 @@ class SingleContext extends PredictContext {
     }
     const code = kRejectCode[result]
     routes.metrics.recordError(code)
-    res.cork(() => { writeError(res, code) })
+    res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
   }
 
   complete (request: PendingRequest): void {
@@ -136,14 +205,14 @@ class SingleContext extends PredictContext {
       if (this.aborted) return
       const latencyMs = performance.now() - this.startMs
       const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, latencyMs)
-      res.cork(() => { writeJson(res, 200, body) })
+      res.cork(() => { this.resume(); writeJson(res, 200, body, routes.service.isDraining) })
       routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
       return
     }
     const code: ErrorCode = failureCode(request.status)
     routes.metrics.recordError(code)
     if (this.aborted) return
-    res.cork(() => { writeError(res, code) })
+    res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
   }
 }
 
@@ -153,16 +222,16 @@ class BatchContext extends PredictContext {
   private items: string[] = []
   private pending = 0
 
-  onBody (body: Buffer): void {
-    const parsed = this.parse(body)
-    if (parsed === undefined) return
+  admit (): void {
     const { routes } = this
-    const issue = checkBatchShape(parsed.value, routes.options.maxBatchRequests)
+    const value = this.value
+    this.value = undefined
+    const issue = checkBatchShape(value, routes.options.maxBatchRequests)
     if (issue !== null) {
       this.rejectInvalid([issue])
       return
     }
-    const requests = (parsed.value as { requests: unknown[] }).requests
+    const requests = (value as { requests: unknown[] }).requests
     this.items = new Array<string>(requests.length)
     // One count held by this loop: an item answered during its own submit (an expired deadline,
     // a failure) cannot complete the response before every item has been placed.
@@ -209,7 +278,7 @@ class BatchContext extends PredictContext {
   private respond (): void {
     if (this.aborted) return
     const body = `{"predictions":[${this.items.join(',')}]}`
-    this.res.cork(() => { writeJson(this.res, 200, body) })
+    this.res.cork(() => { this.resume(); writeJson(this.res, 200, body, this.routes.service.isDraining) })
     this.routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
   }
 }

@@ -43,25 +43,31 @@ const kPrebuilt = Object.fromEntries(
   }),
 ) as unknown as Record<ErrorCode, PrebuiltError>
 
-/** Writes a JSON answer. Call inside `res.cork` when not in the request's synchronous handler. */
-export function writeJson (res: HttpResponse, status: StatusCode, body: string): void {
-  res.writeStatus(kStatus[status]).writeHeader('Content-Type', kJsonType).end(body)
+/**
+ * Writes a JSON answer. Call inside `res.cork` when not in the request's synchronous handler.
+ * `close`: end with `Connection: close` and close once sent (uWS does both when asked through
+ * end(); a hand-written header would not close). Every answer passes it while the server drains,
+ * so kept-alive clients reconnect (to another replica) instead of meeting a reset when the
+ * connection is closed at the end of the drain.
+ */
+export function writeJson (res: HttpResponse, status: StatusCode, body: string, close = false): void {
+  res.writeStatus(kStatus[status]).writeHeader('Content-Type', kJsonType).end(body, close)
 }
 
 /** The prebuilt `{"detail": ...}` answer for an error code, with its headers (Retry-After...). */
-export function writeError (res: HttpResponse, code: ErrorCode, detail?: string): void {
+export function writeError (res: HttpResponse, code: ErrorCode, detail?: string, close = false): void {
   const e = kPrebuilt[code]
   res.writeStatus(e.status)
   for (let i = 0; i < e.headers.length; i++) res.writeHeader(e.headers[i]![0], e.headers[i]![1])
-  res.writeHeader('Content-Type', kJsonType).end(detail === undefined ? e.body : JSON.stringify({ detail }), e.closeConnection)
+  res.writeHeader('Content-Type', kJsonType).end(detail === undefined ? e.body : JSON.stringify({ detail }), e.closeConnection || close)
 }
 
-export function writeValidationError (res: HttpResponse, issues: readonly ValidationIssue[]): void {
-  res.writeStatus(kStatus[422]).writeHeader('Content-Type', kJsonType).end(JSON.stringify({ detail: issues }))
+export function writeValidationError (res: HttpResponse, issues: readonly ValidationIssue[], close = false): void {
+  res.writeStatus(kStatus[422]).writeHeader('Content-Type', kJsonType).end(JSON.stringify({ detail: issues }), close)
 }
 
-export function writeMethodNotAllowed (res: HttpResponse, allow: string): void {
-  res.writeStatus(kStatus[405]).writeHeader('Allow', allow).writeHeader('Content-Type', kJsonType).end(kPrebuilt.ERR_METHOD_NOT_ALLOWED.body)
+export function writeMethodNotAllowed (res: HttpResponse, allow: string, close = false): void {
+  res.writeStatus(kStatus[405]).writeHeader('Allow', allow).writeHeader('Content-Type', kJsonType).end(kPrebuilt.ERR_METHOD_NOT_ALLOWED.body, close)
 }
 
 /** Item of a /predict/batch answer that failed: its wire code, HTTP status and FastAPI detail. */
