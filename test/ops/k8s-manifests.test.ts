@@ -140,8 +140,8 @@ t.test('the router config: valid, and the same routing rules as the tested HAPro
     t.equal(section(k8s, header), section(tested, header), `${header}: identical to deploy/haproxy/haproxy.cfg`)
   }
   const backendLines = (cfg: string): string[] => section(cfg, 'backend ml_replicas').split('\n').map((l) => l.trim())
-    .filter((l) => /^(balance|hash-type|option httpchk|http-check|http-response)/.test(l))
-  t.same(backendLines(k8s), backendLines(tested), 'backend: same balance, hash, checks')
+    .filter((l) => /^(balance|hash-type|option httpchk|option http-server-close|http-check|http-response)/.test(l))
+  t.same(backendLines(k8s), backendLines(tested), 'backend: same balance, hash, server-side connection mode, checks')
   const haproxy = findBinary('haproxy')
   if (haproxy === null) {
     t.pass('haproxy absent: `haproxy -c` not run', { skip: true })
