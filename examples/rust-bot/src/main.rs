@@ -7,6 +7,10 @@
 //!       N strict predictions only (for a server whose health is not 200)
 //!   rust-bot fallback URL [--timeout-ms T]
 //!       one predict_with_fallback call, the way the signal engine makes it
+//!   rust-bot repl URL [--timeout-ms T]
+//!       one client (one keep-alive connection) driven by stdin lines `health`, `predict`,
+//!       `fallback`, `quit`; one JSON line answers each, so a test can step a server through
+//!       states (reload, drain) between the bot's calls
 //!
 //! Exit status: 2 when any answer did not decode into the bot's types (or decoded to values out of
 //! the contract's range): a contract break; 1 when the start-up health check failed (the bot
@@ -19,6 +23,7 @@ use std::time::Instant;
 use log::{error, info, Level, LevelFilter, Log, Metadata, Record};
 use rust_bot::{MLClient, MLError, Prediction, PredictionRequest};
 use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// "INFO  message" on stderr, the guide's log format.
 struct StderrLogger;
@@ -46,8 +51,8 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let mode = it.next().ok_or("missing mode (check, predict, fallback)")?;
-    if !matches!(mode.as_str(), "check" | "predict" | "fallback") {
+    let mode = it.next().ok_or("missing mode (check, predict, fallback, repl)")?;
+    if !matches!(mode.as_str(), "check" | "predict" | "fallback" | "repl") {
         return Err(format!("unknown mode {:?}", mode));
     }
     let url = it.next().ok_or("missing URL")?;
@@ -119,61 +124,95 @@ fn error_line(op: &str, e: &MLError) -> serde_json::Value {
     json!({ "kind": "error", "op": op, "class": e.class(), "status": status, "message": e.to_string() })
 }
 
-/// Strict predictions; returns whether every answer decoded and satisfied the contract.
-async fn predictions(client: &MLClient, n: usize) -> bool {
-    let mut ok = true;
-    for i in 0..n {
-        let started = Instant::now();
-        let result = client.predict(&market_request(i)).await;
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-        match result {
-            Ok(p) => match contract_violation(&p) {
-                None => println!("{}", json!({ "kind": "prediction", "elapsed_ms": elapsed_ms, "prediction": p })),
-                Some(why) => {
-                    ok = false;
-                    println!("{}", json!({ "kind": "invalid", "op": "predict", "message": why, "prediction": p }));
-                }
-            },
-            Err(e) => {
-                if matches!(e, MLError::Decode { .. }) {
-                    ok = false;
-                }
-                println!("{}", error_line("predict", &e));
-            }
+/// One strict prediction: its line, and whether it decoded and met the contract.
+async fn predict_line(client: &MLClient, i: usize) -> (serde_json::Value, bool) {
+    let started = Instant::now();
+    let result = client.predict(&market_request(i)).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    match result {
+        Ok(p) => match contract_violation(&p) {
+            None => (json!({ "kind": "prediction", "elapsed_ms": elapsed_ms, "prediction": p }), true),
+            Some(why) => (json!({ "kind": "invalid", "op": "predict", "message": why, "prediction": p }), false),
+        },
+        Err(e) => {
+            let decoded = !matches!(e, MLError::Decode { .. });
+            let mut line = error_line("predict", &e);
+            line["elapsed_ms"] = json!(elapsed_ms);
+            (line, decoded)
         }
     }
-    ok
 }
 
-/// The guide's start-up: health check, logged as the bot logs it. Returns (started, decoded).
-async fn startup(client: &MLClient) -> (bool, bool) {
+/// The guide's start-up health check, logged as the bot logs it: its line, whether the bot would
+/// start, and whether every answer decoded.
+async fn health_line(client: &MLClient) -> (serde_json::Value, bool, bool) {
     match client.health_check().await {
         Ok(health) => {
             info!(
                 "ML service healthy - model: {}, uptime: {:.0}s, avg latency: {:.1}ms",
                 health.model_version, health.uptime_seconds, health.avg_latency_ms
             );
-            println!("{}", json!({ "kind": "health", "status": 200, "health": health }));
-            (true, true)
+            (json!({ "kind": "health", "status": 200, "health": health }), true, true)
         }
         Err(e) => {
             error!("ML service health check failed: {}", e);
-            println!("{}", error_line("health", &e));
+            let mut line = error_line("health", &e);
             let mut decoded = !matches!(e, MLError::Decode { .. });
             // The bot refuses to start here; but the answer's body must still decode (a 503 says
             // why in `detail` and carries the same fields), so a bot that logs them can.
             if let MLError::Status { .. } = e {
                 match client.health_any_status().await {
-                    Ok((status, health)) => println!("{}", json!({ "kind": "health", "status": status, "health": health })),
+                    Ok((status, health)) => line["body"] = json!({ "status": status, "health": health }),
                     Err(e) => {
                         decoded &= !matches!(e, MLError::Decode { .. });
-                        println!("{}", error_line("health_body", &e));
+                        line["body_error"] = json!(e.to_string());
                     }
                 }
             }
-            (false, decoded)
+            (line, false, decoded)
         }
     }
+}
+
+/// predict_with_fallback as the signal engine calls it, timed.
+async fn fallback_line(client: &MLClient, i: usize) -> serde_json::Value {
+    let started = Instant::now();
+    let result = client.predict_with_fallback(market_request(i)).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Some(p) = &result {
+        info!("ML signal: {} (confidence: {:.2}, latency: {:.1}ms)", p.direction, p.confidence, p.latency_ms);
+    }
+    json!({ "kind": "fallback", "elapsed_ms": elapsed_ms, "prediction": result })
+}
+
+/// Reads commands from stdin until `quit` or EOF; returns whether every answer decoded.
+async fn repl(client: &MLClient) -> bool {
+    let mut all_decoded = true;
+    let mut i = 0;
+    // Async stdin: while the test steps the server, the runtime stays free to run the pooled
+    // connection's task, so a close by the server is seen as it would be in the running bot.
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let out = match line.trim() {
+            "health" => {
+                let (out, _, decoded) = health_line(client).await;
+                all_decoded &= decoded;
+                out
+            }
+            "predict" => {
+                let (out, decoded) = predict_line(client, i).await;
+                all_decoded &= decoded;
+                out
+            }
+            "fallback" => fallback_line(client, i).await,
+            "quit" => break,
+            "" => continue,
+            other => json!({ "kind": "usage", "message": format!("unknown command {:?}", other) }),
+        };
+        i += 1;
+        println!("{}", out);
+    }
+    all_decoded
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -183,7 +222,7 @@ async fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("{}\nusage: rust-bot check|predict|fallback URL [--predictions N] [--timeout-ms T]", e);
+            eprintln!("{}\nusage: rust-bot check|predict|fallback|repl URL [--predictions N] [--timeout-ms T]", e);
             return ExitCode::from(64);
         }
     };
@@ -197,28 +236,36 @@ async fn main() -> ExitCode {
     };
     match args.mode.as_str() {
         "check" => {
-            let (started, decoded) = startup(&client).await;
+            let (out, started, decoded) = health_line(&client).await;
+            println!("{}", out);
             if !started {
                 return ExitCode::from(if decoded { 1 } else { 2 });
             }
-            if !predictions(&client, args.predictions).await {
-                return ExitCode::from(2);
+            for i in 0..args.predictions {
+                let (out, decoded) = predict_line(&client, i).await;
+                println!("{}", out);
+                if !decoded {
+                    return ExitCode::from(2);
+                }
             }
         }
         "predict" => {
-            if !predictions(&client, args.predictions).await {
+            let mut all_decoded = true;
+            for i in 0..args.predictions {
+                let (out, decoded) = predict_line(&client, i).await;
+                println!("{}", out);
+                all_decoded &= decoded;
+            }
+            if !all_decoded {
                 return ExitCode::from(2);
             }
         }
-        _ => {
-            let started = Instant::now();
-            let result = client.predict_with_fallback(market_request(0)).await;
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
-            if let Some(p) = &result {
-                info!("ML signal: {} (confidence: {:.2}, latency: {:.1}ms)", p.direction, p.confidence, p.latency_ms);
+        "repl" => {
+            if !repl(&client).await {
+                return ExitCode::from(2);
             }
-            println!("{}", json!({ "kind": "fallback", "elapsed_ms": elapsed_ms, "prediction": result }));
         }
+        _ => println!("{}", fallback_line(&client, 0).await),
     }
     ExitCode::SUCCESS
 }
