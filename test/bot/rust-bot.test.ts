@@ -184,28 +184,21 @@ if (skip !== null) {
     t.equal(await bot.quit(), 0, 'no decode failure in the session')
   })
 
-  t.test('shutdown: the grace period still serves the bot; the drain refuses with a decodable 503; then connection refused', async (t) => {
+  t.test('shutdown: the grace period still serves the bot; in the drain its connection is refused and it falls back', async (t) => {
     const { url, server } = await startServer(t, { shutdown_grace_ms: 4000 })
     const bot = new BotRepl(t, url, 5000)
     predictionLine(t, await bot.ask('predict'), 'before the shutdown')
     const closing = server.close('SIGTERM')
+    // Draining answers carry Connection: close (README, Draining): each of these reconnects.
     t.match(await bot.ask('health'), { kind: 'health', status: 200, health: { status: 'draining' } }, 'grace: the bot\'s health check passes')
     predictionLine(t, await bot.ask('predict'), 'grace')
 
     // One admitted request held at the worker keeps the drain going until the gate opens.
     const gate = new InferenceGate(server.service.currentModel!)
     const held = postJson(`${url}/predict`, { price: 612.5 })
-    // The bot's pooled connection idles out after 4 s: keep it in use until the grace ends.
-    let pings = 0
-    while (!server.service.isShuttingDown && pings < 600) {
-      await bot.ask('health')
-      pings++
-      await until(() => server.service.isShuttingDown, 100)
-    }
-    t.ok(server.service.isShuttingDown, 'the drain started')
-    t.match(await bot.ask('health'), { kind: 'health', status: 200, health: { status: 'draining' } }, 'drain: health on the open connection decodes')
-    t.match(await bot.ask('predict'), { kind: 'error', class: 'status', status: 503, message: 'ML service returned 503: Shutting down' },
-      'drain: a prediction is refused, and its detail decoded')
+    t.ok(await until(() => server.service.isShuttingDown, 30_000), 'the drain started')
+    // The listener is closed and the bot holds no open connection: refused, then the fallback.
+    t.match(await bot.ask('predict'), { kind: 'error', class: 'connect' }, 'drain: the prediction fails to connect (nothing to decode)')
     const after = await bot.ask('fallback')
     t.equal(after.prediction, null, 'then the fallback: None')
     t.ok(after.elapsed_ms < kFastMs, `quickly (${after.elapsed_ms as number} ms)`)
