@@ -62,7 +62,7 @@ export type ErrorCode = keyof typeof kErrorTable
 export const kRequestErrorCodes = [
   'ERR_INVALID_JSON', 'ERR_VALIDATION', 'ERR_PROTOCOL', 'ERR_BODY_TOO_LARGE', 'ERR_NOT_FOUND',
   'ERR_METHOD_NOT_ALLOWED', 'ERR_MODEL_NOT_LOADED', 'ERR_OVERLOADED', 'ERR_SHUTTING_DOWN',
-  'ERR_DEADLINE_EXCEEDED', 'ERR_INFERENCE', 'ERR_INTERNAL',
+  'ERR_DEADLINE_EXCEEDED', 'ERR_INFERENCE', 'ERR_INTERNAL', 'ERR_BAD_FRAMING',
 ] as const satisfies readonly ErrorCode[]
 
 export type RequestErrorCode = typeof kRequestErrorCodes[number]

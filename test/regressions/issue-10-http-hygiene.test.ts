@@ -51,6 +51,9 @@ t.test('differing duplicate Content-Length: 400, connection closed, nothing admi
 
   const same = await exchange(port, post('/predict', body, [body.length, body.length], 'Connection: close\r\n'))
   t.match(same.text, /^HTTP\/1\.1 200 /, 'identical repeats are one length (RFC 9110 §8.6)')
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).json() as { errors_by_code: Record<string, number> }
+  t.equal(metrics.errors_by_code.ERR_BAD_FRAMING, 2, 'both refusals counted under their own code')
+  t.equal(metrics.errors_by_code.ERR_INTERNAL ?? 0, 0, 'not as INTERNAL')
 })
 
 t.test('the Authorization scheme is case-insensitive', async (t) => {
