@@ -13,7 +13,7 @@
 # No Docker engine runs where this project is developed: scripts/container-smoke.ts replays
 # these exact steps (it reads this file) in a clean directory as an unprivileged user, and
 # test/ops/container-recipe.test.ts runs it. Keep every RUN here relative to WORKDIR and free of
-# root-only commands, so that the replay stays faithful (README, "Operations").
+# root-only commands, so that the replay stays faithful (docs/operations.md).
 
 # ---- build: all dependencies, tsc -------------------------------------------------------------
 FROM node:22-bookworm-slim AS build

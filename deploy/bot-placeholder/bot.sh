@@ -11,7 +11,7 @@
 #
 # It sends the symbol in the body and in an X-Symbol header: behind the symbol-affine HAProxy
 # recipe (deploy/haproxy) the header is what keeps a symbol on one replica when the body cannot
-# be read (README, Operations > Scaling). The real bot's HTTP client should do the same.
+# be read (docs/scaling.md). The real bot's HTTP client should do the same.
 set -u
 url=${ML_SERVICE_URL:-http://ml-service:8000}
 symbol=${BOT_SYMBOL:-WBNBUSDT}

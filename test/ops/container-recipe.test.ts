@@ -32,7 +32,7 @@ function stages (): Instruction[][] {
   return out
 }
 
-// The image's Node is the one package.json's engines promise (README, "Node versions"): the
+// The image's Node is the one package.json's engines promise (docs/development.md, "Node versions"): the
 // floor's major, which is also the range's only major (uWebSockets.js ships binaries up to it).
 const engines = (JSON.parse(readFileSync(`${repo}package.json`, 'utf8')) as { engines: { node: string } }).engines.node
 const engineMajor = /^>=(\d+)\.\d+\.\d+ <(\d+)$/.exec(engines)

@@ -7,8 +7,8 @@
  * comparison detects split state. Then one replica process is SIGKILLed between two steps (no
  * request in flight) and the next step is sent as soon as it has exited: no request fails (HAProxy
  * connects anew for each request, so the dead replica is a refused connection, retried on the
- * symbol's new owner, whatever the body size; a request in flight at the kill can fail, see README
- * Scaling), the symbols that lived on the other two keep their replica and their state (still equal to
+ * symbol's new owner, whatever the body size; a request in flight at the kill can fail, see docs/scaling.md,
+ * "What is lost when a replica dies"), the symbols that lived on the other two keep their replica and their state (still equal to
  * the single server), while the dead replica's symbols move to one survivor each and start from
  * empty history (equal to a fresh server fed only what came after the kill).
  * Takes ~6-15 s (three server processes, two HAProxy processes, ~2,000 requests).

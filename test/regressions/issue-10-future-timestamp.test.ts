@@ -1,8 +1,8 @@
 /**
  * Issue 10, item 1: one request with a future timestamp_ms (inside the old 60 s allowance) opened a
  * symbol's next bar a whole bar early, and every other client's request without timestamp_ms for
- * that symbol was then refused 422 "stale", blaming a field it never sent. The rule now (README,
- * "Features"): timestamps more than max_clock_skew_ms ahead are refused naming timestamp_ms, and a
+ * that symbol was then refused 422 "stale", blaming a field it never sent. The rule now (docs/architecture.md,
+ * "Time rule"): timestamps more than max_clock_skew_ms ahead are refused naming timestamp_ms, and a
  * request without timestamp_ms joins the symbol's current bar when that bar is ahead of the clock,
  * so it is never stale. Over real HTTP and /ws, with the real model. (The bar-ahead-of-the-clock
  * case needs a timestamp within the skew just before a bar boundary; it is checked with explicit

@@ -2,7 +2,7 @@
  * Issue 10, item 3: HTTP/1.1 pipelining over a raw socket. uWS closes a connection on which a
  * request arrives while the previous response is still pending (uWebSockets src/HttpContext.h,
  * "denying async pipelining"); the pending request had already been admitted and had changed its
- * symbol's state, and its answer was lost. Now (README, "HTTP pipelining"): a request sent before
+ * symbol's state, and its answer was lost. Now (docs/architecture.md, "HTTP pipelining"): a request sent before
  * the previous answer is served after it, in order; two requests already in one read close the
  * connection before either is admitted, so no state changes unanswered.
  */
