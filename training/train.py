@@ -33,6 +33,7 @@ import xgboost as xgb
 
 sys.dont_write_bytecode = True  # no training/__pycache__ in the working tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evaluate as ev  # noqa: E402
 import xgb_to_onnx  # noqa: E402
 
 kRepoRoot = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +93,14 @@ def sha256_of(path: str) -> str:
 
 def load_matrix(path: str, feature_names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(open_time_ms int64, X float32, y int8, rows dropped for an empty label)."""
+    times, X, y, unlabelled, _ = load_matrix_with_ties(path, feature_names)
+    return times, X, y, len(unlabelled)
+
+
+def load_matrix_with_ties(path: str, feature_names: list[str]
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(times, X, y) of the labelled rows, then (times, X) of the rows with an empty label: the
+    tie bars that `npm run replay -- --keep-ties` writes. Never fitted on; the backtest trades them."""
     with open(path, encoding='utf-8') as f:
         header = f.readline().strip().split(',')
     expected = ['open_time_ms', *feature_names, 'label']
@@ -108,6 +117,7 @@ def load_matrix(path: str, feature_names: list[str]) -> tuple[np.ndarray, np.nda
         float_precision='round_trip',  # exact decimal -> float64, so the cast to float32 is exact
     )
     unlabelled = frame['label'].isna().to_numpy()
+    ties = frame[unlabelled]
     frame = frame[~unlabelled]
     label = frame['label'].to_numpy()
     if not np.isin(label, (0.0, 1.0)).all():
@@ -118,7 +128,11 @@ def load_matrix(path: str, feature_names: list[str]) -> tuple[np.ndarray, np.nda
     features = frame[feature_names].to_numpy(dtype=np.float64)
     if np.isinf(features).any():
         raise TrainingError(f'{path}: features hold infinities')
-    return times, features.astype(np.float32), label.astype(np.int8), int(unlabelled.sum())
+    tie_features = ties[feature_names].to_numpy(dtype=np.float64)
+    if np.isinf(tie_features).any():
+        raise TrainingError(f'{path}: features hold infinities')
+    return (times, features.astype(np.float32), label.astype(np.int8),
+            ties['open_time_ms'].to_numpy(), tie_features.astype(np.float32))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +323,36 @@ def fmt(value: float | None, digits: int = 4) -> str:
     return 'n/a' if value is None else f'{value:.{digits}f}'
 
 
+def forward_returns(times: np.ndarray, ret_1: np.ndarray, bar_ms: int) -> np.ndarray:
+    """Simple return close[t+1]/close[t] - 1 of each row, from the next row's ret_1 (a log return
+    of the close); NaN where the next bar is not the next row (a gap, or the last row). Needs the
+    tie rows (replay --keep-ties), or rows before a tie bar get no return."""
+    fwd = np.full(len(times), np.nan)
+    nxt = np.flatnonzero(np.diff(times) == bar_ms)
+    fwd[nxt] = np.expm1(ret_1[nxt + 1].astype(np.float64))
+    return fwd
+
+
+def run_backtest(probs: dict[str, np.ndarray], thresholds: list[float], rows: np.ndarray, *, X_all: np.ndarray,
+                 fwd: np.ndarray, ret_1: int, costs: list[float], bar_ms: int,
+                 n_variants: int, ties_included: bool) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The bot's rule for every probability variant and threshold, and the baselines, on the same
+    rows (indices into the all-rows arrays) that have a forward return. Returns the table and the
+    cumulative log-return curves, one panel per cost."""
+    ok = ~np.isnan(fwd[rows])
+    f = fwd[rows][ok]
+    variants = {f'model_{name}@{t:g}': ev.bot_signal(p[ok], t) for name, p in probs.items() for t in thresholds}
+    bases = ev.baseline_signals(X_all[rows][ok, ret_1])
+    table = ev.backtest_table(variants, bases, f, costs_bps=costs, bar_ms=bar_ms, n_variants_tried=n_variants)
+    table['rows_without_forward_return'] = int((~ok).sum())
+    table['ties_included'] = ties_included
+    table['cost_note'] = (f'costs in bps per round trip; {max(costs):g} bp = a {max(costs) / 2:g} bp taker fee on '
+                          'entry and on exit, no spread or slippage; every one-bar trade is a round trip')
+    panels = {f'{c:g} bp round-trip cost': {n: ev.equity_curve(sig, f, c) for n, sig in {**variants, **bases}.items()}
+              for c in costs}
+    return table, panels
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description='Train the XGBoost direction model and export it to ONNX.')
     parser.add_argument('config', nargs='?', default=os.path.join(kRepoRoot, 'training/config/phase1.json'))
@@ -338,96 +382,291 @@ def main() -> int:
                             'or pass --force to replace it')
     stem = out_path[: -len('.onnx')]
     meta_path, golden_path = stem + '.json', stem + '.golden.json'
+    equity_svg_path, reliability_svg_path = stem + '.equity.svg', stem + '.reliability.svg'
     bar_ms = int(config.get('bar_ms', 60000))
     threshold = float(config.get('confidence_threshold', 0.55))
+    bt_config = config.get('backtest', {})
+    costs = [float(c) for c in bt_config.get('costs_bps_round_trip', [0, 8])]
+    thresholds = [float(t) for t in bt_config.get('thresholds', [threshold, 0.5])]
 
     feature_set_version, feature_names = read_feature_spec(repo_path(config['feature_spec']))
     if not os.path.exists(matrix_path):
         raise TrainingError(f'training matrix {matrix_path} not found: run `npm run replay` first')
-    times, X, y, unlabelled = load_matrix(matrix_path, feature_names)
-    print(f'matrix {shown(matrix_path)}: {len(y)} labelled rows, {unlabelled} unlabelled dropped, '
-          f'{len(feature_names)} features ({feature_set_version})')
+    times, X, y, tie_times, X_ties = load_matrix_with_ties(matrix_path, feature_names)
+    unlabelled = len(tie_times)
+    print(f'matrix {shown(matrix_path)}: {len(y)} labelled rows, {unlabelled} rows with an empty label '
+          f'(ties, kept for the backtest only), {len(feature_names)} features ({feature_set_version})')
+    ret_1 = feature_names.index('ret_1')
+    # all rows, labelled and ties, in time order: what the bot would have seen and traded
+    order = np.argsort(np.concatenate([times, tie_times]), kind='stable')
+    A_t = np.concatenate([times, tie_times])[order]
+    A_X = np.concatenate([X, X_ties])[order]
+    A_y = np.concatenate([y.astype(np.int16), np.full(len(tie_times), -1, dtype=np.int16)])[order]
+    if len(A_t) > 1 and not (np.diff(A_t) > 0).all():
+        raise TrainingError(f'{matrix_path}: open_time_ms is not strictly increasing')
+    fwd = forward_returns(A_t, A_X[:, ret_1], bar_ms)
+    ties_included = unlabelled > 0
+    if not ties_included:
+        print('warning: the matrix has no tie rows (replay without --keep-ties): the backtest cannot '
+              'trade tie bars and rows before a tie get no return; it flatters the model slightly')
 
-    # ---- time-ordered split, purging rows whose label bar lies in the next split
-    split = config['split']
-    val_start = parse_utc_ms(split['validation_start'])
-    test_start = parse_utc_ms(split['test_start'])
-    test_end = parse_utc_ms(split['test_end']) if split.get('test_end') else None
-    if not val_start < test_start or (test_end is not None and not test_start < test_end):
-        raise TrainingError('split boundaries must increase: validation_start < test_start < test_end')
-    purge = int(split.get('purge_bars', 1)) * bar_ms
-    train = times < val_start - purge
-    val = (times >= val_start) & (times < test_start - purge)
-    test = (times >= test_start) & ((times < test_end - purge) if test_end is not None else True)
-    purged = int(((times >= val_start - purge) & (times < val_start)).sum()
-                 + ((times >= test_start - purge) & (times < test_start)).sum())
-    for name, mask in (('train', train), ('validation', val), ('test', test)):
-        if mask.sum() == 0:
-            raise TrainingError(f'the {name} split is empty: check the split dates against the matrix')
-    X_tr, y_tr, X_va, y_va, X_te, y_te = X[train], y[train], X[val], y[val], X[test], y[test]
-
-    # ---- train with early stopping on the validation split
     params = dict(config['xgb_params'])
-    base_score = config.get('base_score', 'train_rate')
-    params['base_score'] = float(np.mean(y_tr)) if base_score == 'train_rate' else float(base_score)
-    dtrain = xgb.DMatrix(X_tr, label=y_tr, missing=np.nan, feature_names=feature_names)
-    dval = xgb.DMatrix(X_va, label=y_va, missing=np.nan, feature_names=feature_names)
-    history: dict = {}
-    booster = xgb.train(
-        params, dtrain,
-        num_boost_round=int(config['n_estimators']),
-        evals=[(dtrain, 'train'), (dval, 'validation')],
-        early_stopping_rounds=int(config['early_stopping_rounds']),
-        evals_result=history,
-        verbose_eval=False,
-    )
-    best_iteration = int(booster.best_iteration)
-    rounds_run = len(history['validation']['logloss'])
-    booster = booster[: best_iteration + 1]  # keep only the trees up to the best iteration
+    base_score_cfg = config.get('base_score', 'train_rate')
+    calibration = None
+    calibrated = False
+    walk = config.get('walk_forward')
+    golden_cut = None  # labelled rows for the golden file and the onnxruntime check
+
+    def fit(X_fit: np.ndarray, y_fit: np.ndarray, X_val: np.ndarray | None, y_val: np.ndarray | None,
+            rounds: int) -> tuple[Any, dict, dict]:
+        p = dict(params)
+        p['base_score'] = float(np.mean(y_fit)) if base_score_cfg == 'train_rate' else float(base_score_cfg)
+        d_fit = xgb.DMatrix(X_fit, label=y_fit, missing=np.nan, feature_names=feature_names)
+        hist: dict = {}
+        if X_val is None:
+            b = xgb.train(p, d_fit, num_boost_round=rounds, verbose_eval=False)
+            return b, hist, p
+        d_val = xgb.DMatrix(X_val, label=y_val, missing=np.nan, feature_names=feature_names)
+        b = xgb.train(p, d_fit, num_boost_round=rounds, evals=[(d_fit, 'train'), (d_val, 'validation')],
+                      early_stopping_rounds=int(config['early_stopping_rounds']), evals_result=hist, verbose_eval=False)
+        return b, hist, p
+
+    def raw_predict(b: Any, features: np.ndarray) -> np.ndarray:
+        return b.predict(xgb.DMatrix(features, missing=np.nan, feature_names=feature_names))
+
+    if walk is None:
+        # ---- time-ordered split, purging rows whose label bar lies in the next split
+        split = config['split']
+        val_start = parse_utc_ms(split['validation_start'])
+        test_start = parse_utc_ms(split['test_start'])
+        test_end = parse_utc_ms(split['test_end']) if split.get('test_end') else None
+        if not val_start < test_start or (test_end is not None and not test_start < test_end):
+            raise TrainingError('split boundaries must increase: validation_start < test_start < test_end')
+        purge = int(split.get('purge_bars', 1)) * bar_ms
+        train = times < val_start - purge
+        val = (times >= val_start) & (times < test_start - purge)
+        test = (times >= test_start) & ((times < test_end - purge) if test_end is not None else True)
+        purged = int(((times >= val_start - purge) & (times < val_start)).sum()
+                     + ((times >= test_start - purge) & (times < test_start)).sum())
+        for name, mask in (('train', train), ('validation', val), ('test', test)):
+            if mask.sum() == 0:
+                raise TrainingError(f'the {name} split is empty: check the split dates against the matrix')
+        X_tr, y_tr, X_va, y_va, X_te, y_te = X[train], y[train], X[val], y[val], X[test], y[test]
+
+        # ---- train with early stopping on the validation split
+        booster, history, params = fit(X_tr, y_tr, X_va, y_va, int(config['n_estimators']))
+        best_iteration = int(booster.best_iteration)
+        rounds_run = len(history['validation']['logloss'])
+        booster = booster[: best_iteration + 1]  # keep only the trees up to the best iteration
+
+        def predict(features: np.ndarray) -> np.ndarray:
+            return raw_predict(booster, features)
+
+        p_va, p_te = predict(X_va), predict(X_te)
+        evaluation = {
+            'split': 'test',
+            'model': model_metrics(y_te, p_te, threshold),
+            'baselines': baselines(y_tr, X_tr[:, ret_1], y_te, X_te[:, ret_1]),
+            'test_positive_rate': float(np.mean(y_te)),
+            'validation': {
+                'model': model_metrics(y_va, p_va, threshold),
+                'baselines': baselines(y_tr, X_tr[:, ret_1], y_va, X_va[:, ret_1]),
+            },
+        }
+        test_rows = np.flatnonzero((A_t >= test_start) & ((A_t < test_end - purge) if test_end is not None else True))
+        table, curves = run_backtest({'raw': predict(A_X[test_rows])}, thresholds, test_rows, X_all=A_X, fwd=fwd,
+                                     ret_1=ret_1, costs=costs, bar_ms=bar_ms,
+                                     n_variants=int(bt_config.get('n_variants_tried', len(thresholds))),
+                                     ties_included=ties_included)
+        evaluation['backtest'] = table
+        rel_tables = {'test split': ev.reliability(p_te, y_te)}
+        evaluation['reliability'] = rel_tables['test split']
+        reference_X = X_tr
+        golden_cut = (X_te, times[test], p_te)
+        training_block = {
+            'purge_bars': int(split.get('purge_bars', 1)),
+            'purged_rows': purged,
+            'splits': {
+                'train': split_summary(times[train], y_tr, None, iso_utc(val_start)),
+                'validation': split_summary(times[val], y_va, iso_utc(val_start), iso_utc(test_start)),
+                'test': split_summary(times[test], y_te, iso_utc(test_start),
+                                      iso_utc(test_end) if test_end is not None else None),
+            },
+            'best_iteration': best_iteration,
+            'n_trees': best_iteration + 1,
+            'rounds_run': rounds_run,
+            'best_validation_log_loss': float(history['validation']['logloss'][best_iteration]),
+        }
+    else:
+        # ---- walk-forward: train on the past, test on the next block, roll
+        segment_start = parse_utc_ms(walk['segment_start'])
+        day = 86_400_000
+        purge_bars = int(walk.get('purge_bars', 60))
+        val_ms = int(round(float(walk.get('validation_days', 2)) * day))
+        window = walk.get('train_window_days')
+        folds = ev.walk_forward_folds(times, segment_start_ms=segment_start, n_folds=int(walk['folds']),
+                                      fold_ms=int(round(float(walk['fold_days']) * day)), purge_bars=purge_bars,
+                                      bar_ms=bar_ms, train_window_ms=None if window is None else int(float(window) * day))
+        oof = np.full(len(A_t), np.nan)
+        fold_of = np.zeros(len(A_t), dtype=np.int16)
+        fold_reports = []
+        for fd in folds:
+            # early stopping on the last validation_days of the fold's train window, purged
+            tr = fd['train'] & (times < fd['train_end_ms'] - val_ms - purge_bars * bar_ms)
+            va = fd['train'] & (times >= fd['train_end_ms'] - val_ms)
+            b, hist, _ = fit(X[tr], y[tr], X[va], y[va], int(config['n_estimators']))
+            best = int(b.best_iteration)
+            b = b[: best + 1]
+            rows = np.flatnonzero((A_t >= fd['test_start_ms']) & (A_t < fd['test_end_ms']))
+            oof[rows] = raw_predict(b, A_X[rows])
+            fold_of[rows] = fd['fold']
+            lab = rows[A_y[rows] >= 0]
+            yk, pk = A_y[lab].astype(np.int8), oof[lab]
+            ok = ~np.isnan(fwd[rows])
+            rep = {
+                'fold': fd['fold'],
+                'train': {'first_bar': iso_utc(int(times[tr][0])), 'last_bar': iso_utc(int(times[tr][-1])),
+                          'rows': int(tr.sum()), 'positive_rate': float(np.mean(y[tr]))},
+                'early_stopping': {'first_bar': iso_utc(int(times[va][0])), 'last_bar': iso_utc(int(times[va][-1])),
+                                   'rows': int(va.sum()), 'best_iteration': best,
+                                   'log_loss': float(hist['validation']['logloss'][best])},
+                'test': {'first_bar': iso_utc(int(A_t[rows][0])), 'last_bar': iso_utc(int(A_t[rows][-1])),
+                         'rows': int(len(rows)), 'tie_rows': int(len(rows) - len(lab)),
+                         'positive_rate': float(np.mean(yk))},
+                'model': model_metrics(yk, pk, threshold),
+                'baselines': baselines(y[tr], X[tr][:, ret_1], yk, A_X[lab][:, ret_1]),
+                'bot_rule': {f'{c:g}bps': ev.backtest(ev.bot_signal(oof[rows][ok], threshold), fwd[rows][ok],
+                                                      cost_bps=c, bar_ms=bar_ms) for c in costs},
+            }
+            fold_reports.append(rep)
+        # calibration, forward only: fold k is calibrated by a Platt fit on the folds before it
+        cal = np.full(len(A_t), np.nan)
+        platt_by_fold = []
+        for fd in folds[1:]:
+            past = (fold_of > 0) & (fold_of < fd['fold']) & (A_y >= 0)
+            a, b_ = ev.fit_platt(oof[past], A_y[past])
+            now = fold_of == fd['fold']
+            cal[now] = ev.apply_platt(oof[now], a, b_)
+            platt_by_fold.append({'fold': fd['fold'], 'a': a, 'b': b_, 'fitted_on_folds': list(range(1, fd['fold']))})
+        labelled_oof = (fold_of > 0) & (A_y >= 0)
+        platt = ev.fit_platt(oof[labelled_oof], A_y[labelled_oof])
+        eval_rows = np.flatnonzero(fold_of >= 2)
+        lab_eval = eval_rows[A_y[eval_rows] >= 0]
+        rel_tables = {
+            'raw, folds 2+': ev.reliability(oof[lab_eval], A_y[lab_eval]),
+            'calibrated (earlier folds), folds 2+': ev.reliability(cal[lab_eval], A_y[lab_eval]),
+        }
+        y_first = y[folds[0]['train']]
+        n_variants = int(bt_config.get('n_variants_tried', 2 * len(thresholds)))
+        table, curves = run_backtest({'raw': oof[eval_rows], 'calibrated': cal[eval_rows]}, thresholds, eval_rows,
+                                     X_all=A_X, fwd=fwd, ret_1=ret_1, costs=costs, bar_ms=bar_ms, n_variants=n_variants, ties_included=ties_included)
+        ya = A_y[lab_eval].astype(np.int8)
+        evaluation = {
+            'protocol': 'walk_forward',
+            'split': 'out-of-fold predictions of folds 2+ (fold 1 has no earlier fold to calibrate on)',
+            'model': model_metrics(ya, oof[lab_eval], threshold),
+            'model_calibrated': model_metrics(ya, cal[lab_eval], threshold),
+            'baselines': baselines(y_first, X[folds[0]['train']][:, ret_1], ya, A_X[lab_eval][:, ret_1]),
+            'test_positive_rate': float(np.mean(ya)),
+            'folds': fold_reports,
+            'backtest': table,
+            'reliability': rel_tables,
+            'calibration_by_fold': platt_by_fold,
+        }
+        # ---- the shipped model: every labelled row of the segment, the folds' median tree count
+        final = times >= segment_start
+        n_trees = int(np.median([r['early_stopping']['best_iteration'] + 1 for r in fold_reports]))
+        booster, _, params = fit(X[final], y[final], None, None, n_trees)
+        best_iteration, rounds_run = n_trees - 1, n_trees
+        if walk.get('calibrate', True) and not (math.isfinite(platt[0]) and platt[0] > 0):
+            # a <= 0 says the out-of-fold ranking is noise or backwards: shipping the flipped or
+            # flattened model would hide that; ship the raw trees and say so in the metadata
+            print(f'warning: Platt scaling a={platt[0]:.4f} <= 0 (out-of-fold predictions carry no usable '
+                  'ranking): the model is exported uncalibrated')
+            calibration = {'method': 'none', 'refused': {'method': 'platt', 'a': platt[0], 'b': platt[1],
+                                                         'reason': 'a <= 0: no usable ranking out of fold'}}
+        elif walk.get('calibrate', True):
+            calibration = {'method': 'platt', 'a': platt[0], 'b': platt[1],
+                           'formula': 'p = sigmoid(a * logit(p_trees) + b), folded into the ONNX leaf weights '
+                                      '(times a) and base value (a * base + b)',
+                           'fitted_on': f'{int(labelled_oof.sum())} out-of-fold labelled rows of folds 1-{len(folds)}'}
+
+        calibrated = calibration is not None and calibration['method'] == 'platt'
+
+        def predict(features: np.ndarray) -> np.ndarray:
+            p = raw_predict(booster, features)
+            return ev.apply_platt(p, *platt).astype(np.float32) if calibrated else p
+
+        last = folds[-1]['test']
+        golden_cut = (X[last], times[last], predict(X[last]))
+        reference_X = X[final]
+        training_block = {
+            'protocol': 'walk_forward',
+            'walk_forward': {k: walk[k] for k in walk},
+            'purge_bars': purge_bars,
+            'splits': {'final_fit': split_summary(times[final], y[final], iso_utc(segment_start), None)},
+            'folds': [{k: r[k] for k in ('fold', 'train', 'early_stopping', 'test')} for r in fold_reports],
+            'best_iteration': best_iteration,
+            'n_trees': n_trees,
+            'rounds_run': rounds_run,
+            'n_trees_rule': 'median over the folds of the early-stopped tree count',
+        }
+
+    if walk is not None:
+        worst = f'{max(costs):g}bps'
+        print(f'walk-forward folds (test blocks out of sample; bot rule at {threshold} after {worst}):')
+        print(f'  fold  train rows  test (from .. to)                           best it  acc     log loss  AUC     '
+              f'up share  trades  win rate  mean bps')
+        for r in evaluation['folds']:
+            mm, bb = r['model'], r['bot_rule'][worst]
+            print(f'  {r["fold"]:>4}  {r["train"]["rows"]:>10}  {r["test"]["first_bar"]} .. {r["test"]["last_bar"]}  '
+                  f'{r["early_stopping"]["best_iteration"]:>7}  {mm["accuracy"]:.4f}  {mm["log_loss"]:.5f}   '
+                  f'{fmt(mm["auc"])}  {r["test"]["positive_rate"]:.4f}    {bb["trades"]:>6}  {fmt(bb["win_rate"])}    '
+                  f'{fmt(bb["mean_return_bps"], 3)}')
+    print('backtest of the bot rule (one-bar trades), out of sample:')
+    print(ev.format_table(evaluation['backtest']))
+    for name, rel in rel_tables.items():
+        print(ev.format_reliability(name, rel))
+    feature_ref = ev.feature_reference(reference_X, feature_names, int(config.get('drift_bins', 10)))
+
     model_json = xgb_to_onnx.booster_model_json(booster)
     stored_base_score, base_margin = xgb_to_onnx.base_margin_of(model_json)
-
-    def predict(features: np.ndarray) -> np.ndarray:
-        return booster.predict(xgb.DMatrix(features, missing=np.nan, feature_names=feature_names))
-
-    p_va, p_te = predict(X_va), predict(X_te)
-    ret_1 = feature_names.index('ret_1')
-    evaluation = {
-        'split': 'test',
-        'model': model_metrics(y_te, p_te, threshold),
-        'baselines': baselines(y_tr, X_tr[:, ret_1], y_te, X_te[:, ret_1]),
-        'test_positive_rate': float(np.mean(y_te)),
-        'validation': {
-            'model': model_metrics(y_va, p_va, threshold),
-            'baselines': baselines(y_tr, X_tr[:, ret_1], y_va, X_va[:, ret_1]),
-        },
-    }
 
     # ---- export, golden rows, check with onnxruntime-node
     onnx_model = xgb_to_onnx.booster_to_onnx(
         booster, feature_names,
         model_version=model_version,
-        doc_string=f'{model_version}: XGBoost binary:logistic, {config["label_description"]}',
+        doc_string=f'{model_version}: XGBoost binary:logistic, {config["label_description"]}'
+                   + (', Platt-calibrated' if calibrated else ''),
         metadata={'feature_set_version': feature_set_version, 'symbol': config['symbol'],
                   'xgboost_version': xgb.__version__},
+        platt=(calibration['a'], calibration['b']) if calibrated else None,
     )
     # everything is written beside the target under temporary names and renamed at the end, the
     # model last: a failed run leaves the previous model and its metadata as they were
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     tmp_suffix = f'.tmp-{os.getpid()}'
     onnx.save(onnx_model, out_path + tmp_suffix)
-    golden = golden_rows(predict, model_json, X_te, times[test], int(config.get('golden_rows', 64)),
+    X_gold, t_gold, p_gold = golden_cut
+    golden = golden_rows(predict, model_json, X_gold, t_gold, int(config.get('golden_rows', 64)),
                          int(config.get('golden_seed', 7)))
-    export_check = None if args.skip_ort_check else ort_check(out_path + tmp_suffix, X_te, p_te)
+    export_check = None if args.skip_ort_check else ort_check(out_path + tmp_suffix, X_gold, p_gold)
     if export_check and export_check['max_abs_diff'] > 1e-5:
         os.unlink(out_path + tmp_suffix)
         raise TrainingError(f'onnxruntime disagrees with XGBoost: {export_check}')
 
     with open(golden_path + tmp_suffix, 'w', encoding='utf-8') as f:
         json.dump({'model_version': model_version, 'tolerance': 1e-5,
-                   'probabilities_of': 'class 1 (up), XGBoost predict on the float32 rows; null = NaN',
+                   'probabilities_of': 'class 1 (up), XGBoost predict on the float32 rows'
+                                       + (' then the Platt scaling in float64' if calibrated else '')
+                                       + '; null = NaN',
                    'feature_names': feature_names, **golden}, f)
         f.write('\n')
+    with open(equity_svg_path + tmp_suffix, 'w', encoding='utf-8') as f:
+        f.write(ev.equity_svg(curves, f'{model_version}: equity of one-bar trades, out of sample',
+                              f'out-of-sample rows in time order ({len(next(iter(next(iter(curves.values())).values())))} bars)'))
+    with open(reliability_svg_path + tmp_suffix, 'w', encoding='utf-8') as f:
+        f.write(ev.reliability_svg(rel_tables, f'{model_version}: reliability, out of sample'))
 
     metadata = {
         'model_version': model_version,
@@ -453,18 +692,7 @@ def main() -> int:
                 'labelled_rows': int(len(y)),
                 'unlabelled_rows_dropped': unlabelled,
             }],
-            'purge_bars': int(split.get('purge_bars', 1)),
-            'purged_rows': purged,
-            'splits': {
-                'train': split_summary(times[train], y_tr, None, iso_utc(val_start)),
-                'validation': split_summary(times[val], y_va, iso_utc(val_start), iso_utc(test_start)),
-                'test': split_summary(times[test], y_te, iso_utc(test_start),
-                                      iso_utc(test_end) if test_end is not None else None),
-            },
-            'best_iteration': best_iteration,
-            'n_trees': best_iteration + 1,
-            'rounds_run': rounds_run,
-            'best_validation_log_loss': float(history['validation']['logloss'][best_iteration]),
+            **training_block,
             'n_estimators_max': int(config['n_estimators']),
             'early_stopping_rounds': int(config['early_stopping_rounds']),
             'params': params,
@@ -474,7 +702,10 @@ def main() -> int:
             'onnx_version': onnx.__version__,
             'created_at': dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
         },
+        **({'calibration': calibration} if calibration else {}),
         'evaluation': evaluation,
+        'feature_reference': feature_ref,
+        'plots': {'equity': os.path.basename(equity_svg_path), 'reliability': os.path.basename(reliability_svg_path)},
         'export': {
             'opset': {'': xgb_to_onnx.kDefaultOpset, 'ai.onnx.ml': xgb_to_onnx.kMlOpset},
             'ir_version': int(onnx_model.ir_version),
@@ -485,27 +716,28 @@ def main() -> int:
     with open(meta_path + tmp_suffix, 'w', encoding='utf-8') as f:
         json.dump(metadata, f, indent=2)
         f.write('\n')
-    for path in (golden_path, meta_path, out_path):
+    for path in (golden_path, equity_svg_path, reliability_svg_path, meta_path, out_path):
         os.replace(path + tmp_suffix, path)
 
     # ---- summary
     m, b = evaluation['model'], evaluation['baselines']
     c = m['confident']
-    print(f'splits: train {int(train.sum())} rows ({iso_utc(int(times[train][0]))} .. {iso_utc(int(times[train][-1]))}), '
-          f'validation {int(val.sum())}, test {int(test.sum())} ({purged} purged at the boundaries)')
-    print(f'class balance (share up): train {np.mean(y_tr):.4f}, validation {np.mean(y_va):.4f}, test {np.mean(y_te):.4f}')
-    print(f'best iteration {best_iteration} of {rounds_run} run (validation log loss '
-          f'{metadata["training"]["best_validation_log_loss"]:.5f}); base_score {stored_base_score:.5f}')
-    print(f'test                  accuracy  log loss  AUC')
+    print(f'rows evaluated: {m["rows"]} labelled; best iteration {best_iteration} ({rounds_run} rounds run), '
+          f'base_score {stored_base_score:.5f}' + (f'; Platt a={calibration["a"]:.4f} b={calibration["b"]:.4f}' if calibrated else ''))
+    print(f'held out              accuracy  log loss  AUC')
     print(f'  model               {m["accuracy"]:.4f}    {m["log_loss"]:.5f}   {fmt(m["auc"])}')
+    if 'model_calibrated' in evaluation:
+        mc = evaluation['model_calibrated']
+        print(f'  model, calibrated   {mc["accuracy"]:.4f}    {mc["log_loss"]:.5f}   {fmt(mc["auc"])}')
     print(f'  majority class ({b["majority_class"]["class"]})  {b["majority_class"]["accuracy"]:.4f}    '
           f'{b["majority_class"]["log_loss"]:.5f}   0.5')
     print(f'  repeat last move    {b["repeat_last_move"]["accuracy"]:.4f}    {b["repeat_last_move"]["log_loss"]:.5f}   -')
     print(f'  confidence >= {threshold}: accuracy {fmt(c["accuracy"])} on {c["rows"]} rows, coverage {c["coverage"]:.4f}')
     if export_check:
-        print(f'export: {export_check["runtime"]} vs XGBoost on {export_check["rows"]} test rows, '
+        print(f'export: {export_check["runtime"]} vs XGBoost on {export_check["rows"]} rows, '
               f'max |diff| {export_check["max_abs_diff"]:.2e}')
-    print(f'wrote {shown(out_path)}, {shown(meta_path)}, {shown(golden_path)} '
+    print(f'verdict: {evaluation["backtest"]["verdict"].upper()}')
+    print(f'wrote {shown(out_path)}, {shown(meta_path)}, {shown(golden_path)}, plots '
           f'in {time.monotonic() - started:.1f} s')
     return 0
 

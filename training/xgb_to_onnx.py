@@ -137,11 +137,12 @@ def booster_to_onnx(
     model_version: str | None = None,
     doc_string: str = '',
     metadata: Mapping[str, str] | None = None,
+    platt: tuple[float, float] | None = None,
 ) -> onnx.ModelProto:
     """Builds the ONNX model of every tree in `booster` (a binary:logistic xgboost.Booster)."""
     return model_json_to_onnx(
         booster_model_json(booster), feature_names,
-        model_version=model_version, doc_string=doc_string, metadata=metadata,
+        model_version=model_version, doc_string=doc_string, metadata=metadata, platt=platt,
     )
 
 
@@ -152,13 +153,26 @@ def model_json_to_onnx(
     model_version: str | None = None,
     doc_string: str = '',
     metadata: Mapping[str, str] | None = None,
+    platt: tuple[float, float] | None = None,
 ) -> onnx.ModelProto:
+    """platt=(a, b) exports the calibrated model p' = sigmoid(a * logit(p) + b). Since
+    logit(p) is the margin (base + sum of leaves), p' = sigmoid(a * base + b + sum of a * leaf):
+    the calibration is folded into the base value and the leaf weights, so the graph, its
+    outputs and the `label` output (p' > 0.5) keep their shape and meaning, with no extra node."""
     n_features = len(feature_names)
     _check_model(model, n_features)
     trees = model['learner']['gradient_booster']['model']['trees']
     if not trees:
         raise ConversionError('the booster has no trees')
     _, margin = base_margin_of(model)
+    scale, shift = 1.0, 0.0
+    if platt is not None:
+        scale, shift = float(platt[0]), float(platt[1])
+        # a <= 0 would reverse (or erase) the model's ranking: a calibration that says the model
+        # is useless or backwards is not something to ship silently
+        if not (math.isfinite(scale) and math.isfinite(shift) and scale > 0):
+            raise ConversionError(f'Platt scaling a={scale}, b={shift}: a must be finite and > 0')
+        margin = float(np.float32(scale * margin + shift))
 
     attrs: dict[str, list] = {k: [] for k in (
         'nodes_treeids', 'nodes_nodeids', 'nodes_featureids', 'nodes_modes', 'nodes_values',
@@ -166,6 +180,8 @@ def model_json_to_onnx(
         'class_treeids', 'class_nodeids', 'class_ids', 'class_weights')}
     for tree_id, tree in enumerate(trees):
         _tree_arrays(tree, tree_id, n_features, attrs)
+    if platt is not None:
+        attrs['class_weights'] = [float(np.float32(scale * w)) for w in attrs['class_weights']]
     if all(w >= 0 for w in attrs['class_weights']):
         raise ConversionError('every leaf weight is >= 0: onnxruntime would read the score as a '
                               'probability, not a margin; this converter does not handle that case')

@@ -29,6 +29,8 @@ export interface ReplayInput {
   readonly funding: { timeMs: Float64Array, rate: Float64Array } | null
   readonly barMs: number
   readonly maxGapBars: number
+  /** Report tie bars to `onRow` with label null instead of dropping them (for backtests). */
+  readonly keepTies?: boolean
 }
 
 export interface ReplayStats {
@@ -44,8 +46,9 @@ export interface ReplayStats {
  * Calls `onRow(openTimeMs, features, label)` for every labelled candle, in time order. `features`
  * is a reused buffer: copy it if you keep it.
  */
-export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, features: Float32Array, label: 0 | 1) => void): ReplayStats {
+export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, features: Float32Array, label: 0 | 1 | null) => void): ReplayStats {
   const { candles, btc, funding, barMs, maxGapBars } = input
+  const keepTies = input.keepTies === true
   const state = new SymbolState(barMs, maxGapBars)
   const snapshot = new MarketSnapshot()
   const row = new Float32Array(kFeatureCount)
@@ -78,7 +81,13 @@ export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, f
     if (next !== t + barMs) { stats.unlabelled++; continue }
     const nextClose = candles.close[i + 1]!
     const close = candles.close[i]!
-    if (nextClose === close) { stats.ties++; continue }
+    if (nextClose === close) {
+      stats.ties++
+      // A live bot trades tie bars too (it cannot know the next close): a backtest needs their
+      // features to count them as losing trades. train.py never fits on them (empty label).
+      if (keepTies) onRow(t, row, null)
+      continue
+    }
     stats.rows++
     onRow(t, row, nextClose > close ? 1 : 0)
   }
@@ -110,13 +119,16 @@ async function main (): Promise<void> {
       out: { type: 'string' },
       'bar-ms': { type: 'string', default: '60000' },
       'max-gap-bars': { type: 'string', default: '5' },
+      'keep-ties': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
   })
   if (values.help === true) {
     process.stdout.write('usage: npm run replay -- [--data-dir data] [--symbol BNBUSDT] [--btc-symbol BTCUSDT]\n' +
       '         [--symbol-file F] [--btc-file F] [--funding-file F] [--no-btc] [--out training/out/SYMBOL-matrix.csv]\n' +
-      '         [--bar-ms 60000] [--max-gap-bars 5]\n')
+      '         [--bar-ms 60000] [--max-gap-bars 5] [--keep-ties]\n' +
+      '  --keep-ties  also write tie bars (next close unchanged) with an empty label: train.py does not fit\n' +
+      '               on them, its backtest counts them as trades that lose (training/README.md)\n')
     return
   }
   const dataDir = values['data-dir']!
@@ -137,16 +149,17 @@ async function main (): Promise<void> {
   const stream = createWriteStream(out)
   stream.write(`open_time_ms,${kFeatureNames.join(',')},label\n`)
   let chunk = ''
-  const stats = replayCandles({ candles, btc, funding, barMs, maxGapBars }, (t, features, label) => {
+  const keepTies = values['keep-ties'] === true
+  const stats = replayCandles({ candles, btc, funding, barMs, maxGapBars, keepTies }, (t, features, label) => {
     let line = String(t)
     for (let k = 0; k < features.length; k++) line += ',' + formatFloat32(features[k]!)
-    chunk += line + ',' + label + '\n'
+    chunk += line + ',' + (label === null ? '' : String(label)) + '\n'
     if (chunk.length > 1 << 20) { stream.write(chunk); chunk = '' }
   })
   stream.end(chunk)
   await new Promise<void>((resolve, reject) => { stream.on('finish', resolve); stream.on('error', reject) })
   process.stdout.write(`replay: ${symbolFile}${btcFile !== null ? ` + ${btcFile}` : ''} -> ${out}\n` +
-    `  candles ${stats.candles}, labelled rows ${stats.rows}, ties dropped ${stats.ties}, ` +
+    `  candles ${stats.candles}, labelled rows ${stats.rows}, ties ${keepTies ? 'kept with an empty label' : 'dropped'} ${stats.ties}, ` +
     `unlabelled (gap or last) ${stats.unlabelled}, history resets ${stats.resets}, minutes without BTC ${stats.btcMissing}\n`)
 }
 
