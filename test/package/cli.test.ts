@@ -1,10 +1,10 @@
 /**
  * The `ml-prediction-server` command from source: per-command --help generated from the settings
  * table, --version, the documented exit codes (docs/api.md), check-model on a sound, a mismatched
- * and a missing model, and `npm start`'s prestart not rebuilding a current dist/.
+ * and a missing model.
  */
 import { execFile } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -90,16 +90,4 @@ t.test('replay and bench --help delegate to their own entry points', async (t) =
   const bench = await cli('bench', '--help')
   t.equal(bench.code, 0)
   t.match(bench.stdout, /--set <name>/)
-})
-
-t.test('prestart does not rebuild a current dist/', async (t) => {
-  // The first run brings dist/ up to date (a no-op when it already is); the second must write nothing.
-  const first = await run('npm', ['run', '--silent', 'prestart'], { timeout: 300_000 })
-  t.ok(first, 'prestart ran')
-  const files = ['dist/src/index.js', 'dist/src/cli/main.js', 'dist/tsconfig.tsbuildinfo']
-  const before = files.map((f) => statSync(f).mtimeMs)
-  const started = Date.now()
-  await run('npm', ['run', '--silent', 'prestart'], { timeout: 300_000 })
-  t.same(files.map((f) => statSync(f).mtimeMs), before, 'no output rewritten')
-  t.ok(Date.now() - started < 60_000, `up-to-date check took ${Date.now() - started} ms`)
 })

@@ -7,11 +7,12 @@
  *   (a module resolve hook refuses them; the same hook makes the server entry fail, so it works);
  * - the types of both entries resolve for a TypeScript consumer (tsc, NodeNext);
  * - the `ml-prediction-server` command: --version, check-model (0, 1, 2), and `serve`, which the
- *   installed client then calls over HTTP and /ws on 127.0.0.1.
+ *   installed client then calls over HTTP and /ws on 127.0.0.1;
+ * - `npm start`'s prestart (tsc -b) writes nothing when dist/ is current.
  */
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -143,4 +144,14 @@ console.log(JSON.stringify({ direction: p.direction, symbol: p.symbol, healthy: 
   t.equal(docs.status, 200, '/openapi.json from the installed package')
   server.kill('SIGTERM')
   t.equal(await exited, 0, 'serve drains and exits 0 on SIGTERM')
+})
+
+t.test('prestart does not rebuild a current dist/', async (t) => {
+  // Here, after `npm pack` (whose prepare brought dist/ up to date), so no two builds share dist/.
+  const files = ['dist/src/index.js', 'dist/src/cli/main.js', 'dist/tsconfig.tsbuildinfo']
+  const before = files.map((f) => statSync(f).mtimeMs)
+  const started = Date.now()
+  await run('npm', ['run', '--silent', 'prestart'], { timeout: 300_000 })
+  t.same(files.map((f) => statSync(f).mtimeMs), before, 'no output rewritten')
+  t.ok(Date.now() - started < 60_000, `up-to-date check took ${Date.now() - started} ms`)
 })
