@@ -44,6 +44,8 @@ COPY --from=build /app/dist ./dist
 COPY --from=build --chown=1000:1000 /app/logs ./logs
 COPY config ./config
 COPY models ./models
+# The FlatBuffers schema, served at /schemas/prediction.fbs and inside /asyncapi.json.
+COPY schemas ./schemas
 
 # The base image's unprivileged `node` user, by number so that Kubernetes' runAsNonRoot can verify
 # it. Everything above is owned by root: the service can read its code, config and models, and

@@ -8,6 +8,7 @@ import { ServiceMetrics } from '../metrics/service-metrics.js'
 import { ModelManager, type ReloadOutcome } from '../model/model-manager.js'
 import { PredictionService } from '../service/prediction-service.js'
 import { AdminRoutes } from './http/admin-routes.js'
+import { DocsRoutes } from './http/docs-routes.js'
 import { HealthRoutes } from './http/health-routes.js'
 import { MetricsRoutes } from './http/metrics-routes.js'
 import { PredictRoutes } from './http/predict-routes.js'
@@ -132,6 +133,8 @@ export class PredictionServer {
     ] as const) {
       app.any(path, (res) => { this.metrics.recordError('ERR_METHOD_NOT_ALLOWED'); writeMethodNotAllowed(res, allow, this.service.isDraining) })
     }
+    // /openapi.json, /asyncapi.json, /schemas/prediction.fbs, /docs: built once here (docs-routes.ts).
+    new DocsRoutes(this.config).register(app, () => { this.metrics.recordError('ERR_METHOD_NOT_ALLOWED') }, () => this.service.isDraining)
     if (admin !== null) {
       app.post('/admin/reload', (res, req) => { admin.reload(res, req) })
       app.post('/admin/shadow', (res, req) => { admin.startShadow(res, req) })

@@ -55,7 +55,7 @@ t.test('the Dockerfile has the production shape', async (t) => {
 
   const copies = runtime.filter((i) => i.op === 'COPY').map((i) => splitFlags(i.args))
   const fromContext = copies.filter((c) => !c.flags.has('from')).flatMap((c) => c.rest.split(/\s+/).slice(0, -1))
-  t.same(fromContext.sort(), ['.npmrc', 'config', 'models', 'package-lock.json', 'package.json'], 'runtime takes only package*.json, .npmrc, config/, models/ from the context')
+  t.same(fromContext.sort(), ['.npmrc', 'config', 'models', 'package-lock.json', 'package.json', 'schemas'], 'runtime takes only package*.json, .npmrc, config/, models/, schemas/ from the context')
   t.ok(copies.some((c) => c.flags.get('from') === 'build' && /\/app\/dist\b/.test(c.rest)), 'and dist/ from the build stage')
 
   const user = runtime.filter((i) => i.op === 'USER').at(-1)?.args ?? ''
