@@ -23,11 +23,12 @@ import { getJson, postJson } from '../helpers/start-server.js'
 const kBarMs = 60_000
 const kBars = 70 // past the longest window (60 bars): every ring has wrapped by the cut
 const kSymbols = ['RSTAUSDT', 'RSTBUSDT', 'RSTCUSDT']
-// The sequence ends at the current bar, so that its bars are recent when the restarted server
-// applies the stale rule. max_gap_bars spans the whole sequence: a restored symbol's saved bar is
+// The sequence ends at the bar before the current one, so that its bars are recent when the
+// restarted server applies the stale rule, and every timestamp (up to 50 s into its bar) is in the
+// past: max_clock_skew_ms refuses more than 2 s ahead of the clock. max_gap_bars spans the whole sequence: a restored symbol's saved bar is
 // up to kBars behind the wall clock, and the test is about restoring, not about the gap rule
 // (test/features/state-file.test.ts covers that).
-const kLastBar = Math.floor(Date.now() / kBarMs)
+const kLastBar = Math.floor(Date.now() / kBarMs) - 1
 const kFirstBar = kLastBar - kBars + 1
 const kSettings: Partial<RawSettings> = { max_gap_bars: 200, workers: 1, warmup_runs: 1, state_save_interval_s: 0 }
 
