@@ -1,8 +1,8 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { kFeatureSetVersion } from '../../features/feature-spec.js'
 import type { ServiceMetrics } from '../../metrics/service-metrics.js'
-import type { PredictionService } from '../../service/prediction-service.js'
 import { round3 } from '../../protocol/answer-values.js'
+import type { PredictionService } from '../../service/prediction-service.js'
 import { writeJson } from './reply.js'
 
 /** The model lifecycle as /health reports it (ModelManager). */
