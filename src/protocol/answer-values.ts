@@ -12,9 +12,10 @@ export function round3 (x: number): number { return Math.round(x * 1e3) / 1e3 }
 export function isLong (probabilityLong: number): boolean { return probabilityLong >= 0.5 }
 
 /**
- * `confidence` on the wire: max(p, 1 - p), rounded. Computed from the unrounded p on the SHORT
- * side (round6(1 - p), not 1 - round6(p)), which is what every answer has always carried.
+ * `confidence` on the wire: max(p, 1 - p), rounded. `rounded` is round6(p), which the caller has
+ * already computed for probability_long. The SHORT side is computed from the unrounded p
+ * (round6(1 - p), not 1 - round6(p)), which is what every answer has always carried.
  */
-export function wireConfidence (probabilityLong: number): number {
-  return isLong(probabilityLong) ? round6(probabilityLong) : round6(1 - probabilityLong)
+export function wireConfidence (probabilityLong: number, rounded: number): number {
+  return isLong(probabilityLong) ? rounded : round6(1 - probabilityLong)
 }

@@ -20,16 +20,14 @@ import { wireCodeOfStatus, wireCodeOfText } from './wire-codes.js'
 // ---------------------------------------------------------------------------------------------
 
 /**
- * The prediction's fields without braces. `symbol` was validated to [A-Za-z0-9_-] and
- * `modelVersionJson` is pre-escaped (PendingRequest.modelVersionJson), so nothing is escaped here.
+ * The contract's prediction object: the /predict answer and a /predict/batch item. `symbol` was
+ * validated to [A-Za-z0-9_-] and `modelVersionJson` is pre-escaped (PendingRequest.modelVersionJson),
+ * so nothing is escaped here. One template, no intermediate string (measured: a nested
+ * fields-string cost ~10% more per answer).
  */
-function predictionFields (probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
-  return `"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability)},"probability_long":${round6(probability)},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}`
-}
-
-/** The contract's prediction object: the /predict answer and a /predict/batch item. */
 export function predictionJson (probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
-  return `{${predictionFields(probability, modelVersionJson, symbol, latencyMs)}}`
+  const p = round6(probability)
+  return `{"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability, p)},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}}`
 }
 
 /** `{"detail": "<message>"}`, FastAPI's error body. */
@@ -66,8 +64,10 @@ export function httpBatchJson (src: HttpBatchSource): string {
   return `${out}]}`
 }
 
+/** A prediction text frame: the HTTP answer with `type` and `id` in front (same fields, same order). */
 export function predictionText (id: number, probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
-  return `{"type":"prediction","id":${id},${predictionFields(probability, modelVersionJson, symbol, latencyMs)}}`
+  const p = round6(probability)
+  return `{"type":"prediction","id":${id},"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability, p)},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}}`
 }
 
 export function errorText (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): string {

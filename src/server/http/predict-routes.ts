@@ -52,7 +52,7 @@ export class PredictRoutes {
    * HTTP pipelining. uWS closes a connection when a request arrives while the previous response
    * on it is still pending ("denying async pipelining", uWebSockets src/HttpContext.h), which
    * fires onAborted for the pending one: an admitted request would then have changed its
-   * symbol's state with no answer ever sent. Two measures, both in README "HTTP pipelining":
+   * symbol's state with no answer ever sent. Two measures, both in docs/architecture.md "HTTP pipelining":
    *
    * - The socket is paused (`res.pause()`, no more reads) once a body is read, and resumed just
    *   before the answer is written, so a request sent before the previous answer waits in the
