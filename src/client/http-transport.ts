@@ -3,9 +3,8 @@
  * GET /health. Errors map to the same typed errors as over the socket: the server's answers to
  * RemoteError with the contract's wire code, the rest to timeout / disconnected / closed.
  */
-import type { WireCode } from '../errors.js'
-import { ClientClosedError, ClientDisconnectedError, ClientTimeoutError, RemoteError } from './errors.js'
-import type { Prediction, PredictionRequest, PredictionResult } from './wire-codec.js'
+import { ClientClosedError, ClientDisconnectedError, ClientTimeoutError } from './errors.js'
+import { httpBatchResults, httpError, type Prediction, type PredictionRequest, type PredictionResult } from './wire-codec.js'
 
 /** What `healthCheck()` resolves to; it never rejects. */
 export interface HealthCheckResult {
@@ -19,22 +18,8 @@ export interface HealthCheckResult {
   readonly error: Error | null
 }
 
-/** The wire code of an HTTP error answer (CONTRACT.md's status table). */
-export function wireCodeOfStatus (status: number, detail: unknown): WireCode {
-  if (status === 400 || status === 413 || status === 422) return 'INVALID_ARGUMENT'
-  if (status === 503) return detail === 'Model not loaded' ? 'MODEL_NOT_LOADED' : 'OVERLOADED'
-  if (status === 504) return 'DEADLINE_EXCEEDED'
-  return 'INTERNAL'
-}
-
-function detailMessage (detail: unknown): string {
-  if (typeof detail === 'string') return detail
-  if (Array.isArray(detail) && detail.length > 0) {
-    const d = detail[0] as { loc?: unknown[], msg?: string }
-    return `${Array.isArray(d.loc) ? d.loc.join('.') : ''}: ${d.msg ?? 'invalid'}`
-  }
-  return 'error'
-}
+/** The wire code of an HTTP error answer (CONTRACT.md's status table); defined in src/protocol/. */
+export { wireCodeOfStatus } from '../protocol/wire-codes.js'
 
 export class HttpTransport {
   private readonly baseUrl: string
@@ -48,22 +33,13 @@ export class HttpTransport {
   async predict (req: PredictionRequest, timeoutMs: number): Promise<Prediction> {
     const { status, body } = await this.request('POST', '/predict', req, timeoutMs)
     if (status === 200) return body as Prediction
-    const detail = (body as { detail?: unknown } | null)?.detail ?? null
-    throw new RemoteError(wireCodeOfStatus(status, detail), detailMessage(detail), Array.isArray(detail) ? detail : null, status)
+    throw httpError(status, body)
   }
 
   async predictBatch (reqs: readonly PredictionRequest[], timeoutMs: number): Promise<PredictionResult[]> {
     const { status, body } = await this.request('POST', '/predict/batch', { requests: reqs }, timeoutMs)
-    if (status !== 200) {
-      const detail = (body as { detail?: unknown } | null)?.detail ?? null
-      throw new RemoteError(wireCodeOfStatus(status, detail), detailMessage(detail), Array.isArray(detail) ? detail : null, status)
-    }
-    const items = (body as { predictions: Array<Record<string, unknown>> }).predictions
-    return items.map((it) => {
-      if (typeof it.error !== 'string') return { ok: true, prediction: it as unknown as Prediction } as const
-      const statusCode = typeof it.status_code === 'number' ? it.status_code : null
-      return { ok: false, error: new RemoteError(it.error as WireCode, detailMessage(it.detail), Array.isArray(it.detail) ? it.detail : null, statusCode) } as const
-    })
+    if (status !== 200) throw httpError(status, body)
+    return httpBatchResults(body)
   }
 
   async health (timeoutMs: number): Promise<HealthCheckResult> {

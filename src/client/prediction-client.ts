@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { batchTooLong } from '../protocol/request-fields.js'
 import { ClientConnection, kReconnectDefaults, type ReconnectOptions } from './connection.js'
 import {
   ClientClosedError, ClientDisconnectedError, ClientInvalidRequestError, type PredictionClientError,
@@ -167,7 +168,7 @@ export class PredictionClient {
       if (!this.httpFallback) return Promise.reject(new ClientDisconnectedError('disconnected (not connected)'))
       return this.http.predictBatch(requests, timeoutMs)
     }
-    if (requests.length > hello.max_batch_requests) {
+    if (batchTooLong(requests.length, hello.max_batch_requests)) {
       return Promise.reject(new ClientInvalidRequestError(`batch of ${requests.length} requests; the server takes at most ${hello.max_batch_requests}`))
     }
     return new Promise<PredictionResult[]>((resolve, reject) => {

@@ -26,6 +26,7 @@
 
 import { performance } from 'node:perf_hooks'
 import { kRequestErrorCodes } from '../errors.js'
+import { isLong } from '../protocol/answer-values.js'
 import { kDefaultHighestUs, type LatencyHistogram } from './latency-histogram.js'
 import { BucketCounts, PrometheusWriter, label } from './prometheus-writer.js'
 import { WindowedHistogram } from './windowed-histogram.js'
@@ -264,14 +265,15 @@ export class ServiceMetrics {
   }
 
   /**
-   * One prediction served. LONG when p >= 0.5 (CONTRACT.md); confidence = max(p, 1 - p). A
-   * probability outside [0, 1] (NaN included) counts as a prediction but not as a confidence.
+   * One prediction served. LONG by the answers' rule (protocol/answer-values.ts isLong);
+   * confidence = max(p, 1 - p), unrounded here. A probability outside [0, 1] (NaN included)
+   * counts as a prediction but not as a confidence.
    */
   recordPrediction (probabilityLong: number): void {
     const counters = this.counters
     counters[kPredictions]!++
     let confidence: number
-    if (probabilityLong >= 0.5) {
+    if (isLong(probabilityLong)) {
       counters[kLong]!++
       confidence = probabilityLong
     } else {

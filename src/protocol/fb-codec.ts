@@ -14,26 +14,24 @@
  * call, so the caller sends it (uWS copies it) before encoding the next answer.
  */
 import * as flatbuffers from 'flatbuffers'
-import type { ValidationIssue, WireCode } from '../errors.js'
+import type { ErrorCode, ValidationIssue, WireCode } from '../errors.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
+import { isLong, round3, round6, wireConfidence } from './answer-values.js'
 import type { DecodedRequest, DecodeLimits } from './json-request.js'
-import { kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue } from './request-fields.js'
 import {
-  BatchItem, BatchResult, Body, Direction, ErrorCode, ErrorResponse, Hello, Message,
-  PredictRequest, Prediction,
+  kFileIdentifier, kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion, type BatchResultSource,
+  type FrameKind, type HelloInfo,
+} from './messages.js'
+import {
+  batchLengthIssue, batchLengthMessage, kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue,
+} from './request-fields.js'
+import { kWireToFb } from './wire-codes.js'
+import {
+  BatchItem, BatchResult, Body, Direction, ErrorResponse, Hello, Message, PredictRequest, Prediction,
 } from './generated/prediction_generated.js'
 
-/** Bumped when a schema change is not purely additive. Sent in the Hello. */
-export const kProtocolVersion = 1
-export const kFileIdentifier = 'MLPS'
-
-export const kWireToFb: Readonly<Record<WireCode, ErrorCode>> = {
-  INVALID_ARGUMENT: ErrorCode.INVALID_ARGUMENT,
-  MODEL_NOT_LOADED: ErrorCode.MODEL_NOT_LOADED,
-  OVERLOADED: ErrorCode.OVERLOADED,
-  DEADLINE_EXCEEDED: ErrorCode.DEADLINE_EXCEEDED,
-  INTERNAL: ErrorCode.INTERNAL,
-}
+// Where they were first defined: tests and tools import them from here.
+export { kFileIdentifier, kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion, type BatchResultSource, type FrameKind, type HelloInfo }
 
 // ---------------------------------------------------------------------------------------------
 // Bounds checks (a minimal verifier for the tables a client may send)
@@ -89,11 +87,6 @@ function referencedTable (bb: flatbuffers.ByteBuffer, pos: number, slot: number)
 // Reading
 // ---------------------------------------------------------------------------------------------
 
-export const kFrameInvalid = 0
-export const kFrameRequest = 1
-export const kFrameBatch = 2
-export type FrameKind = typeof kFrameInvalid | typeof kFrameRequest | typeof kFrameBatch
-
 type NumberGetter = (this: PredictRequest) => number | null
 /**
  * The schema's accessor for each contract field, in the order of `kNumericFields`. The snapshot
@@ -135,10 +128,14 @@ export class FbFrameReader {
   error = ''
   /** FastAPI-shaped issues when the frame was refused for its content (batch too long). */
   issues: readonly ValidationIssue[] | null = null
+  /** Registry code of the refusal, for the metrics: ERR_VALIDATION with issues, else ERR_PROTOCOL. */
+  get errorCode (): ErrorCode { return this.issues === null ? 'ERR_PROTOCOL' : 'ERR_VALIDATION' }
   /** Requests in the batch frame. */
   length = 0
   /** The id of the request `decode` last read (0 when its table was corrupt). */
   itemId = 0
+  /** Same as `itemId`, under the name both frame readers share (protocol/ws-formats.ts). */
+  get decodedId (): number { return this.itemId }
   private bb = new flatbuffers.ByteBuffer(new Uint8Array(0))
   private len = 0
   private vector = 0
@@ -205,9 +202,10 @@ export class FbFrameReader {
       }
       if (vec + 4 > len) return this.fail(`${kCorrupt} (PredictBatch.requests)`)
       const n = bb.readUint32(vec)
-      if (n > maxBatchRequests) {
-        this.issues = [{ loc: ['requests'], msg: kIssue.tooLong.msg.replace('%d', String(maxBatchRequests)), type: kIssue.tooLong.type }]
-        return this.fail(`batch of ${n} requests; at most ${maxBatchRequests}`)
+      const tooLong = batchLengthIssue(n, maxBatchRequests, ['requests'])
+      if (tooLong !== null) {
+        this.issues = [tooLong]
+        return this.fail(batchLengthMessage(n, maxBatchRequests))
       }
       if (vec + 4 + 4 * n > len) return this.fail(`${kCorrupt} (PredictBatch.requests)`)
       this.vector = vec
@@ -323,36 +321,6 @@ const kNoIssues: readonly ValidationIssue[] = Object.freeze([])
 // Writing
 // ---------------------------------------------------------------------------------------------
 
-/** Same rounding as the HTTP answer (server/http/reply.ts), so both transports carry equal numbers. */
-function round6 (x: number): number { return Math.round(x * 1e6) / 1e6 }
-function round3 (x: number): number { return Math.round(x * 1e3) / 1e3 }
-
-/** Outcome of one batch item, as the connection stores it until the whole batch is answered. */
-export interface BatchResultSource {
-  readonly id: number
-  readonly size: number
-  readonly itemIds: Uint32Array
-  /** 0: a prediction; otherwise the item failed with `wireCodes[i]`. */
-  readonly failed: Uint8Array
-  readonly probability: Float64Array
-  readonly latencyMs: Float64Array
-  readonly symbols: string[]
-  readonly modelVersions: string[]
-  readonly wireCodes: WireCode[]
-  readonly messages: string[]
-  readonly details: Array<string | null>
-}
-
-export interface HelloInfo {
-  readonly modelVersion: string | null
-  readonly featureSetVersion: string
-  readonly features: readonly string[]
-  readonly maxInFlight: number
-  readonly maxMessageBytes: number
-  readonly maxBatchRequests: number
-  readonly defaultSymbol: string
-}
-
 const kMaxCachedStrings = 16_384
 
 /** Encodes the server's messages with one reused Builder; each result is valid until the next call. */
@@ -442,11 +410,10 @@ export class FbWriter {
     const version = b.createString(this.bytesOf(modelVersion))
     const sym = b.createString(this.bytesOf(symbol))
     const p = round6(probability)
-    const long = probability >= 0.5
     Prediction.startPrediction(b)
     Prediction.addId(b, id)
-    Prediction.addDirection(b, long ? Direction.LONG : Direction.SHORT)
-    Prediction.addConfidence(b, long ? p : round6(1 - probability))
+    Prediction.addDirection(b, isLong(probability) ? Direction.LONG : Direction.SHORT)
+    Prediction.addConfidence(b, wireConfidence(probability, p))
     Prediction.addProbabilityLong(b, p)
     Prediction.addModelVersion(b, version)
     Prediction.addSymbol(b, sym)

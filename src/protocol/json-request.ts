@@ -1,6 +1,11 @@
+/**
+ * Requests as JSON, both ends: the server's decoder (HTTP /predict bodies, /ws text frames) and
+ * the client's encoders (/ws text frames; HTTP bodies are the PredictionRequest itself).
+ */
 import type { ValidationIssue } from '../errors.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
-import { kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue } from './request-fields.js'
+import { kTypeBatch, kTypeRequest, type PredictionRequest } from './messages.js'
+import { batchLengthIssue, kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue } from './request-fields.js'
 
 /** What the decoder extracts besides the snapshot. */
 export interface DecodedRequest {
@@ -82,4 +87,32 @@ export function decodeJsonRequest (
     }
   }
   return issues ?? kNoIssues
+}
+
+const kBodyRequestsLoc: readonly string[] = Object.freeze(['body', 'requests'])
+
+/**
+ * The shape of a /predict/batch body, `{"requests": [...]}` with at most `maxItems` items: null
+ * when it holds, else the issue (each item is then decoded by `decodeJsonRequest`).
+ */
+export function batchBodyIssue (value: unknown, maxItems: number): ValidationIssue | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { loc: ['body'], ...kIssue.notObject }
+  const requests = Object.hasOwn(value, 'requests') ? (value as { requests: unknown }).requests : undefined
+  if (requests === undefined || requests === null) return { loc: [...kBodyRequestsLoc], ...kIssue.missing }
+  if (!Array.isArray(requests)) return { loc: [...kBodyRequestsLoc], ...kIssue.notList }
+  return batchLengthIssue(requests.length, maxItems, [...kBodyRequestsLoc])
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client's side: /ws text frames
+// ---------------------------------------------------------------------------------------------
+
+/** A request text frame: the HTTP body plus `type` and `id`. */
+export function requestText (id: number, req: PredictionRequest): string {
+  return JSON.stringify({ ...req, type: kTypeRequest, id })
+}
+
+/** A batch text frame; item i carries id i. */
+export function batchText (id: number, reqs: readonly PredictionRequest[]): string {
+  return JSON.stringify({ type: kTypeBatch, id, requests: reqs.map((r, i) => ({ ...r, id: i })) })
 }

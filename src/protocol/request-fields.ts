@@ -1,3 +1,4 @@
+import type { ValidationIssue } from '../errors.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
 
 /**
@@ -77,6 +78,37 @@ export function timestampIssue (ts: number, nowMs: number, maxClockSkewMs: numbe
   if (!Number.isSafeInteger(ts) || ts < 0) return kIssue.notInteger
   if (ts > nowMs + maxClockSkewMs) return kIssue.futureTimestamp
   return null
+}
+
+/**
+ * The refusal of a request whose timestamp_ms falls in a bar older than its symbol's current one
+ * (found by the feature update, after decoding): the issue at the request's `loc`.
+ */
+export function staleIssues (locPrefix: ReadonlyArray<string | number>): ValidationIssue[] {
+  return [{ loc: [...locPrefix, 'timestamp_ms'], ...kIssue.staleTimestamp }]
+}
+
+/**
+ * The batch-length rule (max_batch_requests), the same for /predict/batch and both /ws frame
+ * formats: the issue at `loc` (the `requests` list), or null when `n` items are allowed.
+ */
+export function batchLengthIssue (n: number, maxItems: number, loc: ReadonlyArray<string | number>): ValidationIssue | null {
+  if (!batchTooLong(n, maxItems)) return null
+  return { loc, msg: kIssue.tooLong.msg.replace('%d', String(maxItems)), type: kIssue.tooLong.type }
+}
+
+/** The rule itself, also checked by the client before sending (against the hello's limit). */
+export function batchTooLong (n: number, maxItems: number): boolean { return n > maxItems }
+
+/** The `message` of a /ws error answer for a batch over the limit. */
+export function batchLengthMessage (n: number, maxItems: number): string {
+  return `batch of ${n} requests; at most ${maxItems}`
+}
+
+/** The one-line `message` of a /ws error answer for validation issues: the first, as `loc: msg`. */
+export function issuesMessage (issues: readonly ValidationIssue[]): string {
+  const first = issues[0]!
+  return first.loc.length > 0 ? `${first.loc.join('.')}: ${first.msg}` : first.msg
 }
 
 /** Longest piece of a client string quoted back in an error message. */

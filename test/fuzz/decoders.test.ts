@@ -17,7 +17,8 @@ import { MarketSnapshot } from '../../src/features/market-snapshot.js'
 import { FbFrameReader, FbWriter, kFrameBatch, kFrameInvalid, kFrameRequest } from '../../src/protocol/fb-codec.js'
 import { decodeJsonRequest, type DecodedRequest } from '../../src/protocol/json-request.js'
 import { describeClientValue } from '../../src/protocol/request-fields.js'
-import { errorText, JsonFrameReader } from '../../src/server/ws/ws-json-codec.js'
+import { errorText } from '../../src/protocol/json-answer.js'
+import { JsonFrameReader } from '../../src/protocol/json-frame.js'
 import type { ValidationIssue } from '../../src/errors.js'
 import {
   deepArb, expectedJsonId, fbFrameArb, fbHostileFrameArb, hostileJsonArb, httpBodyArb, toJsonText, wsJsonFrameArb,

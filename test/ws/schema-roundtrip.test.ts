@@ -12,7 +12,7 @@ import {
 } from '../../src/protocol/fb-codec.js'
 import type { DecodedRequest } from '../../src/protocol/json-request.js'
 import { kNumericFields } from '../../src/protocol/request-fields.js'
-import { batchResultText, errorText, helloText, predictionText } from '../../src/server/ws/ws-json-codec.js'
+import { batchResultText, errorText, helloText, predictionText } from '../../src/protocol/json-answer.js'
 
 const kLimits = { maxClockSkewMs: 60_000 }
 const kNow = Date.UTC(2026, 3, 1)

@@ -1,8 +1,9 @@
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
 import { kFeatureSetVersion } from '../../features/feature-spec.js'
 import type { ServiceMetrics } from '../../metrics/service-metrics.js'
+import { round3 } from '../../protocol/answer-values.js'
 import type { PredictionService } from '../../service/prediction-service.js'
-import { round3, writeJson } from './reply.js'
+import { writeJson } from './reply.js'
 
 /** The model lifecycle as /health reports it (ModelManager). */
 export interface ModelStatus {

@@ -1,18 +1,15 @@
 import { isUtf8 } from 'node:buffer'
 import { performance } from 'node:perf_hooks'
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js'
-import type { ErrorCode, ValidationIssue } from '../../errors.js'
 import { MarketSnapshot } from '../../features/market-snapshot.js'
-import {
-  failureCode, kStatusOk, type PendingRequest, type PredictionSink,
-} from '../../batching/pending-request.js'
-import { decodeJsonRequest, type DecodedRequest } from '../../protocol/json-request.js'
-import { kIssue } from '../../protocol/request-fields.js'
-import {
-  kRejectCode, kRejectStale, kSubmitted, type PredictionService, type TransportMetrics,
-} from '../../service/prediction-service.js'
+import type { PendingRequest, PredictionSink } from '../../batching/pending-request.js'
+import { httpBatchJson, predictionJson } from '../../protocol/json-answer.js'
+import { batchBodyIssue, decodeJsonRequest, type DecodedRequest } from '../../protocol/json-request.js'
+import { kSubmitted, type PredictionService, type TransportMetrics } from '../../service/prediction-service.js'
+import { BatchTracker } from '../batch-tracker.js'
+import { Outcomes } from '../outcome.js'
 import { readBody, refuseBadFraming, type BodyTarget } from './body-reader.js'
-import { batchItemError, predictionJson, writeError, writeJson, writeValidationError } from './reply.js'
+import { writeError, writeJson, writeRefusal } from './reply.js'
 
 export interface PredictRouteOptions {
   readonly maxBodyBytes: number
@@ -23,7 +20,8 @@ export interface PredictRouteOptions {
 /** Shared, per-server state of the predict routes; contexts hold a reference, not copies. */
 export class PredictRoutes {
   readonly service: PredictionService
-  readonly metrics: TransportMetrics
+  /** Every answer's outcome and metrics (shared step with /ws). */
+  readonly outcomes: Outcomes
   readonly options: PredictRouteOptions
   /** Decoding, the feature update and the row write are synchronous, so one scratch pair serves all. */
   readonly snapshot = new MarketSnapshot()
@@ -34,11 +32,20 @@ export class PredictRoutes {
   private admitScheduled = false
   /** Bound once: one setImmediate per loop turn with bodies, not a closure per request. */
   private readonly admitQueuedBound = (): void => { this.admitQueued() }
+  /** Trackers of answered batches, for the next ones. */
+  private readonly freeTrackers: BatchTracker[] = []
 
   constructor (service: PredictionService, metrics: TransportMetrics, options: PredictRouteOptions) {
     this.service = service
-    this.metrics = metrics
+    this.outcomes = new Outcomes(metrics)
     this.options = options
+  }
+
+  acquireTracker (): BatchTracker { return this.freeTrackers.pop() ?? new BatchTracker() }
+
+  releaseTracker (tracker: BatchTracker): void {
+    tracker.release()
+    this.freeTrackers.push(tracker)
   }
 
   /**
@@ -106,10 +113,6 @@ function parseJson (body: Buffer): { ok: true, value: unknown } | { ok: false, m
 }
 
 
-function staleIssue (loc: ReadonlyArray<string | number>): ValidationIssue[] {
-  return [{ loc: [...loc, 'timestamp_ms'], ...kIssue.staleTimestamp }]
-}
-
 /**
  * What both predict routes share: the response, the abort flag uWS sets, the read time, and the
  * answers to a body that is too large or not JSON.
@@ -152,13 +155,13 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
   }
 
   onBadFraming (): void {
-    this.routes.metrics.recordError('ERR_BAD_FRAMING')
+    this.routes.outcomes.rejected('ERR_BAD_FRAMING')
     refuseBadFraming(this.res, this)
   }
 
   onBodyTooLarge (): void {
     if (this.aborted) return
-    this.routes.metrics.recordError('ERR_BODY_TOO_LARGE')
+    this.routes.outcomes.rejected('ERR_BODY_TOO_LARGE')
     this.res.cork(() => { writeError(this.res, 'ERR_BODY_TOO_LARGE', `Request body exceeds ${this.routes.options.maxBodyBytes} bytes`) })
   }
 
@@ -167,127 +170,105 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
     if (this.aborted) return undefined
     const parsed = parseJson(body)
     if (parsed.ok) return parsed
-    this.routes.metrics.recordError('ERR_INVALID_JSON')
+    this.routes.outcomes.rejected('ERR_INVALID_JSON')
     this.res.cork(() => { writeError(this.res, 'ERR_INVALID_JSON', parsed.message, this.routes.service.isDraining) })
     return undefined
   }
 
-  protected rejectInvalid (issues: readonly ValidationIssue[]): void {
-    this.routes.metrics.recordError('ERR_VALIDATION')
-    this.res.cork(() => { this.resume(); writeValidationError(this.res, issues, this.routes.service.isDraining) })
+  /** Answers the refusal `routes.outcomes` describes (Outcomes.invalid, refused...). */
+  protected answerRefusal (): void {
+    const { code, issues } = this.routes.outcomes
+    this.res.cork(() => { this.resume(); writeRefusal(this.res, code, issues, this.routes.service.isDraining) })
   }
 }
 
 class SingleContext extends PredictContext {
   admit (): void {
-    const { routes, res } = this
+    const { routes } = this
     const issues = decodeJsonRequest(this.value, routes.snapshot, routes.decoded, routes.options, Date.now(), kBodyLoc)
     this.value = undefined
     if (issues.length > 0) {
-      this.rejectInvalid(issues)
+      routes.outcomes.invalid(issues)
+      this.answerRefusal()
       return
     }
     const result = routes.service.submit(routes.decoded.symbol, routes.snapshot, routes.decoded.deadlineMs, this, 0)
     if (result === kSubmitted) return
-    if (result === kRejectStale) {
-      this.rejectInvalid(staleIssue(kBodyLoc))
-      return
-    }
-    const code = kRejectCode[result]
-    routes.metrics.recordError(code)
-    res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
+    routes.outcomes.refused(result, kBodyLoc)
+    this.answerRefusal()
   }
 
   complete (request: PendingRequest): void {
     const { routes, res } = this
-    if (request.status === kStatusOk) {
-      routes.metrics.recordPrediction(request.probability)
-      if (this.aborted) return
-      const latencyMs = performance.now() - this.startMs
-      const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, latencyMs)
-      res.cork(() => { this.resume(); writeJson(res, 200, body, routes.service.isDraining) })
-      routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
+    const code = routes.outcomes.completed(request)
+    if (this.aborted) return
+    if (code !== null) {
+      res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
       return
     }
-    const code: ErrorCode = failureCode(request.status)
-    routes.metrics.recordError(code)
-    if (this.aborted) return
-    res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
+    const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, routes.outcomes.answered(this.startMs))
+    res.cork(() => { this.resume(); writeJson(res, 200, body, routes.service.isDraining) })
   }
 }
 
 const kBodyLoc: readonly string[] = Object.freeze(['body'])
+/** `["body", "requests", i]`, built once per index on first use. */
+const kItemLocs: Array<readonly (string | number)[]> = []
+function itemLoc (i: number): readonly (string | number)[] {
+  return kItemLocs[i] ??= Object.freeze(['body', 'requests', i])
+}
 
 class BatchContext extends PredictContext {
-  private items: string[] = []
-  private pending = 0
+  /** From `admit` until the batch is answered (or abandoned, when the client went away). */
+  private batch: BatchTracker | null = null
 
   admit (): void {
     const { routes } = this
+    const { outcomes } = routes
     const value = this.value
     this.value = undefined
-    const issue = checkBatchShape(value, routes.options.maxBatchRequests)
+    const issue = batchBodyIssue(value, routes.options.maxBatchRequests)
     if (issue !== null) {
-      this.rejectInvalid([issue])
+      outcomes.invalid([issue])
+      this.answerRefusal()
       return
     }
     const requests = (value as { requests: unknown[] }).requests
-    this.items = new Array<string>(requests.length)
-    // One count held by this loop: an item answered during its own submit (an expired deadline,
-    // a failure) cannot complete the response before every item has been placed.
-    this.pending = 1
+    const batch = routes.acquireTracker()
+    this.batch = batch
+    batch.reset(0, requests.length, this.startMs)
     const now = Date.now()
     for (let i = 0; i < requests.length; i++) {
-      const loc = ['body', 'requests', i]
+      const loc = itemLoc(i)
       const issues = decodeJsonRequest(requests[i], routes.snapshot, routes.decoded, routes.options, now, loc)
       if (issues.length > 0) {
-        routes.metrics.recordError('ERR_VALIDATION')
-        this.items[i] = batchItemError('ERR_VALIDATION', issues)
+        outcomes.invalid(issues)
+        batch.failWith(i, outcomes)
         continue
       }
-      // Counted before submitting: a worker may answer synchronously on a failure path.
-      this.pending++
+      batch.expect()
       const result = routes.service.submit(routes.decoded.symbol, routes.snapshot, routes.decoded.deadlineMs, this, i)
       if (result === kSubmitted) continue
-      this.pending--
-      if (result === kRejectStale) {
-        routes.metrics.recordError('ERR_VALIDATION')
-        this.items[i] = batchItemError('ERR_VALIDATION', staleIssue(loc))
-      } else {
-        const code = kRejectCode[result]
-        routes.metrics.recordError(code)
-        this.items[i] = batchItemError(code)
-      }
+      batch.unexpect()
+      outcomes.refused(result, loc)
+      batch.failWith(i, outcomes)
     }
-    if (--this.pending === 0) this.respond()
+    if (batch.settle()) this.respond(batch)
   }
 
   complete (request: PendingRequest): void {
-    const { routes } = this
-    if (request.status === kStatusOk) {
-      routes.metrics.recordPrediction(request.probability)
-      this.items[request.tag] = predictionJson(request.probability, request.modelVersionJson, request.symbol, performance.now() - this.startMs)
-    } else {
-      const code: ErrorCode = failureCode(request.status)
-      routes.metrics.recordError(code)
-      this.items[request.tag] = batchItemError(code)
+    const batch = this.batch!
+    if (batch.complete(request.tag, request, this.routes.outcomes)) this.respond(batch)
+  }
+
+  private respond (batch: BatchTracker): void {
+    const { routes, res } = this
+    this.batch = null
+    if (!this.aborted) {
+      routes.outcomes.answered(this.startMs)
+      const body = httpBatchJson(batch)
+      res.cork(() => { this.resume(); writeJson(res, 200, body, routes.service.isDraining) })
     }
-    if (--this.pending === 0) this.respond()
+    routes.releaseTracker(batch)
   }
-
-  private respond (): void {
-    if (this.aborted) return
-    const body = `{"predictions":[${this.items.join(',')}]}`
-    this.res.cork(() => { this.resume(); writeJson(this.res, 200, body, this.routes.service.isDraining) })
-    this.routes.metrics.recordRequest(Math.round((performance.now() - this.startMs) * 1000))
-  }
-}
-
-function checkBatchShape (value: unknown, maxItems: number): ValidationIssue | null {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { loc: ['body'], ...kIssue.notObject }
-  const requests = Object.hasOwn(value, 'requests') ? (value as { requests: unknown }).requests : undefined
-  if (requests === undefined || requests === null) return { loc: ['body', 'requests'], ...kIssue.missing }
-  if (!Array.isArray(requests)) return { loc: ['body', 'requests'], ...kIssue.notList }
-  if (requests.length > maxItems) return { loc: ['body', 'requests'], msg: kIssue.tooLong.msg.replace('%d', String(maxItems)), type: kIssue.tooLong.type }
-  return null
 }

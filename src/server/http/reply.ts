@@ -1,5 +1,10 @@
+/**
+ * HTTP framing of the answers: status lines, headers, `Connection: close`. The bodies are the
+ * protocol's (src/protocol/json-answer.ts); the error bodies are built once per code here.
+ */
 import type { HttpResponse } from 'uWebSockets.js'
 import { kErrorTable, type ErrorCode, type ValidationIssue } from '../../errors.js'
+import { errorDetailJson, validationDetailJson } from '../../protocol/json-answer.js'
 
 /**
  * Status lines, constant bodies and error answers, built once. uWS sends a string status line
@@ -36,7 +41,7 @@ const kPrebuilt = Object.fromEntries(
     const spec = kErrorTable[code]
     return [code, {
       status: kStatus[spec.statusCode as StatusCode] ?? `${spec.statusCode} Error`,
-      body: JSON.stringify({ detail: spec.message }),
+      body: errorDetailJson(spec.message),
       headers: Object.entries(spec.headers ?? {}).filter(([name]) => name !== 'Connection'),
       closeConnection: spec.headers !== null && 'Connection' in spec.headers,
     }]
@@ -59,35 +64,19 @@ export function writeError (res: HttpResponse, code: ErrorCode, detail?: string,
   const e = kPrebuilt[code]
   res.writeStatus(e.status)
   for (let i = 0; i < e.headers.length; i++) res.writeHeader(e.headers[i]![0], e.headers[i]![1])
-  res.writeHeader('Content-Type', kJsonType).end(detail === undefined ? e.body : JSON.stringify({ detail }), e.closeConnection || close)
+  res.writeHeader('Content-Type', kJsonType).end(detail === undefined ? e.body : errorDetailJson(detail), e.closeConnection || close)
 }
 
 export function writeValidationError (res: HttpResponse, issues: readonly ValidationIssue[], close = false): void {
-  res.writeStatus(kStatus[422]).writeHeader('Content-Type', kJsonType).end(JSON.stringify({ detail: issues }), close)
+  res.writeStatus(kStatus[422]).writeHeader('Content-Type', kJsonType).end(validationDetailJson(issues), close)
 }
 
 export function writeMethodNotAllowed (res: HttpResponse, allow: string, close = false): void {
   res.writeStatus(kStatus[405]).writeHeader('Allow', allow).writeHeader('Content-Type', kJsonType).end(kPrebuilt.ERR_METHOD_NOT_ALLOWED.body, close)
 }
 
-/** Item of a /predict/batch answer that failed: its wire code, HTTP status and FastAPI detail. */
-export function batchItemError (code: ErrorCode, detail?: string | readonly ValidationIssue[]): string {
-  const spec = kErrorTable[code]
-  return `{"error":${JSON.stringify(spec.wireCode ?? 'INTERNAL')},"status_code":${spec.statusCode},"detail":${JSON.stringify(detail ?? spec.message)}}`
-}
-
-/** Rounds to 6 decimals for the wire: more digits than any float32 probability carries usefully. */
-export function round6 (x: number): number { return Math.round(x * 1e6) / 1e6 }
-export function round3 (x: number): number { return Math.round(x * 1e3) / 1e3 }
-
-/**
- * The contract's prediction object, by concatenation in a fixed field order (no object built and
- * stringified per answer). `symbol` was validated to [A-Za-z0-9_-] and `modelVersionJson` is
- * pre-escaped, so no escaping is needed here.
- */
-export function predictionJson (probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
-  const p = round6(probability)
-  const long = probability >= 0.5
-  const confidence = long ? p : round6(1 - probability)
-  return `{"direction":"${long ? 'LONG' : 'SHORT'}","confidence":${confidence},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}}`
+/** A refused request (Outcomes): 422 with its issues when it has some, else the code's answer. */
+export function writeRefusal (res: HttpResponse, code: ErrorCode, issues: readonly ValidationIssue[] | null, close = false): void {
+  if (issues !== null) writeValidationError(res, issues, close)
+  else writeError(res, code, undefined, close)
 }

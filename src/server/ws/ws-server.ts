@@ -18,32 +18,15 @@
  */
 import { performance } from 'node:perf_hooks'
 import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js'
-import { kFeatureNames, kFeatureSetVersion } from '../../features/feature-spec.js'
-import { MarketSnapshot } from '../../features/market-snapshot.js'
 import type { Config } from '../../config/schema.js'
 import type { Logger } from '../../log/logger.js'
 import { logEvents } from '../../log/log-events.js'
-import type { DecodedRequest } from '../../protocol/json-request.js'
-import { FbFrameReader, FbWriter, type HelloInfo } from '../../protocol/fb-codec.js'
+import { kFormatBinary, kFormatText } from '../../protocol/ws-formats.js'
 import type { PredictionService, TransportMetrics } from '../../service/prediction-service.js'
 import { WsConnection, type WsUserData } from './ws-connection.js'
-import { helloText, JsonFrameReader } from './ws-json-codec.js'
+import { WsShared, type WsOptions } from './ws-context.js'
 
-export interface WsOptions {
-  /** Largest message accepted (max_body_bytes); larger ones close the connection with 1009. */
-  readonly maxMessageBytes: number
-  readonly maxBatchRequests: number
-  readonly maxClockSkewMs: number
-  readonly defaultSymbol: string
-  /** Unanswered requests (batch items included) per connection. */
-  readonly maxInFlight: number
-  /** Buffered answer bytes past which new requests are refused with OVERLOADED. */
-  readonly softBackpressureBytes: number
-  /** Buffered answer bytes past which uWS closes the connection. */
-  readonly maxBackpressureBytes: number
-  readonly idleTimeoutSeconds: number
-}
-
+export type { WsOptions } from './ws-context.js'
 
 /** Limits derived from the configuration's max_body_bytes and max_batch_requests. */
 export function wsOptionsFrom (config: Pick<Config, 'maxBodyBytes' | 'maxBatchRequests' | 'maxClockSkewMs' | 'defaultSymbol' | 'wsMaxInFlight' | 'wsMaxBackpressureBytes' | 'wsIdleTimeoutS'>): WsOptions {
@@ -65,36 +48,23 @@ export const kCloseGoingAway = 1001
 export const kCloseTooBig = 1009
 
 export class WsServer {
-  readonly service: PredictionService
-  readonly metrics: TransportMetrics
-  readonly options: WsOptions
-  readonly log: Logger
-  /** Decoding, the feature update and the row write are synchronous, so one scratch set serves all. */
-  readonly snapshot = new MarketSnapshot()
-  readonly decoded: DecodedRequest = { symbol: null, deadlineMs: Number.NaN }
-  readonly fbReader = new FbFrameReader()
-  readonly jsonReader = new JsonFrameReader()
-  readonly fbWriter = new FbWriter()
-  readonly tooManyInFlightMessage: string
-  readonly backpressureMessage = 'Overloaded: answers are not being read (backpressure)'
+  /** What the connections share (service, outcome step, limits, readers and encoders). */
+  readonly shared: WsShared
   private readonly connections = new Set<WsConnection>()
 
   constructor (service: PredictionService, metrics: TransportMetrics, log: Logger, options: WsOptions) {
-    this.service = service
-    this.metrics = metrics
-    this.log = log
-    this.options = options
-    this.tooManyInFlightMessage = `Overloaded: more than ${options.maxInFlight} requests in flight on this connection`
+    this.shared = new WsShared(service, metrics, log, options)
   }
 
   get connectionCount (): number { return this.connections.size }
 
   behavior (): WebSocketBehavior<WsUserData> {
+    const options = this.shared.options
     return {
-      maxPayloadLength: 2 * this.options.maxMessageBytes,
-      maxBackpressure: this.options.maxBackpressureBytes,
+      maxPayloadLength: 2 * options.maxMessageBytes,
+      maxBackpressure: options.maxBackpressureBytes,
       closeOnBackpressureLimit: true,
-      idleTimeout: this.options.idleTimeoutSeconds,
+      idleTimeout: options.idleTimeoutSeconds,
       sendPingsAutomatically: true,
       upgrade: (res, req, context) => { this.upgrade(res, req, context) },
       open: (ws) => { this.open(ws) },
@@ -108,33 +78,17 @@ export class WsServer {
     for (const conn of [...this.connections]) conn.ws?.end(kCloseGoingAway, 'Server shutting down')
   }
 
-  helloInfo (): HelloInfo {
-    return {
-      modelVersion: this.service.currentModel?.modelVersion ?? null,
-      featureSetVersion: kFeatureSetVersion,
-      features: kFeatureNames,
-      maxInFlight: this.options.maxInFlight,
-      maxMessageBytes: this.options.maxMessageBytes,
-      maxBatchRequests: this.options.maxBatchRequests,
-      defaultSymbol: this.options.defaultSymbol,
-    }
-  }
-
-  helloBytes (): Uint8Array { return this.fbWriter.hello(this.helloInfo()) }
-  helloText (): string { return helloText(this.helloInfo()) }
-
   private upgrade (res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
     // req is stack-allocated: everything is read here, synchronously.
     const key = req.getHeader('sec-websocket-key')
     const protocol = req.getHeader('sec-websocket-protocol')
     const extensions = req.getHeader('sec-websocket-extensions')
     const json = req.getQuery('format') === 'json'
-    if (this.service.isShuttingDown) {
+    if (this.shared.service.isShuttingDown) {
       res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1').end('{"detail":"Shutting down"}', true)
       return
     }
-    const conn = new WsConnection(this)
-    conn.helloJson = json
+    const conn = new WsConnection(this.shared, json)
     res.upgrade<WsUserData>({ conn }, key, protocol, extensions, context)
   }
 
@@ -148,20 +102,20 @@ export class WsServer {
   private message (ws: WebSocket<WsUserData>, message: ArrayBuffer, isBinary: boolean): void {
     const startMs = performance.now()
     const conn = ws.getUserData().conn
-    if (message.byteLength > this.options.maxMessageBytes) {
-      this.metrics.recordError('ERR_BODY_TOO_LARGE')
+    if (message.byteLength > this.shared.options.maxMessageBytes) {
+      this.shared.outcomes.rejected('ERR_BODY_TOO_LARGE')
       ws.end(kCloseTooBig, 'Message too big')
       return
     }
+    // The one text/binary choice for the frame: everything after carries the format index.
+    const format = isBinary ? kFormatBinary : kFormatText
     // `message` is neutered when this callback returns: it is decoded completely before that.
-    const bytes = new Uint8Array(message)
     try {
-      if (isBinary) conn.onBinary(bytes, startMs)
-      else conn.onText(bytes, startMs)
+      conn.onFrame(format, new Uint8Array(message), startMs)
     } catch (err) {
       // A bug, not the client's fault: logged, answered INTERNAL, and the connection stays usable.
-      logEvents.internalError(this.log, '/ws', err)
-      conn.refuseInternal(!isBinary)
+      logEvents.internalError(this.shared.log, '/ws', err)
+      conn.refuseInternal(format)
     }
   }
 

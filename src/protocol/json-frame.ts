@@ -1,22 +1,15 @@
 /**
- * Text frames of /ws: the protocol's messages as JSON with the HTTP field names (CONTRACT.md,
- * "WebSocket"). A request is the HTTP /predict body plus `id` (and optionally
- * `"type": "predict_request"`); a batch is `{"type": "predict_batch", "id", "requests": [...]}`.
- * Answers carry `type` ("prediction", "error", "batch_result", "hello") and the same fields as
- * the binary messages; a prediction is byte-for-byte the HTTP answer with `type` and `id` in front.
- *
- * Validation reuses the HTTP decoder (`decodeJsonRequest`), so both transports accept and refuse
- * the same inputs with the same FastAPI-shaped issues; `loc` starts at the frame (no "body").
+ * The server's reader of /ws text frames (CONTRACT.md, "WebSocket"). A request is the HTTP
+ * /predict body plus `id` (and optionally `"type": "predict_request"`); a batch is
+ * `{"type": "predict_batch", "id", "requests": [...]}`. The requests themselves are validated by
+ * the HTTP decoder (`decodeJsonRequest`), so both transports accept and refuse the same inputs
+ * with the same FastAPI-shaped issues; `loc` starts at the frame (no "body").
  */
-import type { ErrorCode, ValidationIssue, WireCode } from '../../errors.js'
-import { kErrorTable } from '../../errors.js'
-import type { BatchResultSource, FrameKind, HelloInfo } from '../../protocol/fb-codec.js'
-import { kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion } from '../../protocol/fb-codec.js'
-import { describeClientValue, kIssue } from '../../protocol/request-fields.js'
-import { predictionJson } from '../http/reply.js'
-
-export const kTypeRequest = 'predict_request'
-export const kTypeBatch = 'predict_batch'
+import type { ErrorCode, ValidationIssue } from '../errors.js'
+import type { MarketSnapshot } from '../features/market-snapshot.js'
+import { decodeJsonRequest, type DecodedRequest, type DecodeLimits } from './json-request.js'
+import { kFrameBatch, kFrameInvalid, kFrameRequest, kTypeBatch, kTypeRequest, type FrameKind } from './messages.js'
+import { batchLengthIssue, batchLengthMessage, describeClientValue, kIssue } from './request-fields.js'
 
 const kMaxId = 0xFFFFFFFF
 const kDecoder = new TextDecoder('utf-8', { fatal: true })
@@ -36,6 +29,8 @@ export class JsonFrameReader {
   /** The single request object, or the batch's `requests` list. */
   request: unknown = null
   requests: readonly unknown[] = []
+  /** The id of the request `decode` last read (a batch item's own id; 0 when it had none or a bad one). */
+  decodedId = 0
   /** Times reading a parsed frame threw and the frame was refused instead (see FbFrameReader.faults). */
   faults = 0
 
@@ -89,10 +84,8 @@ export class JsonFrameReader {
     const requests = Object.hasOwn(frame, 'requests') ? frame.requests : undefined
     if (requests === undefined || requests === null) return this.fail('requests: field required', [{ loc: ['requests'], ...kIssue.missing }])
     if (!Array.isArray(requests)) return this.fail('requests: not a list', [{ loc: ['requests'], ...kIssue.notList }])
-    if (requests.length > maxBatchRequests) {
-      return this.fail(`batch of ${requests.length} requests; at most ${maxBatchRequests}`,
-        [{ loc: ['requests'], msg: kIssue.tooLong.msg.replace('%d', String(maxBatchRequests)), type: kIssue.tooLong.type }])
-    }
+    const tooLong = batchLengthIssue(requests.length, maxBatchRequests, ['requests'])
+    if (tooLong !== null) return this.fail(batchLengthMessage(requests.length, maxBatchRequests), [tooLong])
     this.requests = requests
     return kFrameBatch
   }
@@ -109,47 +102,38 @@ export class JsonFrameReader {
     return isId(id) ? id : -1
   }
 
+  /** Requests in the batch frame. */
+  get length (): number { return this.requests.length }
+
+  /**
+   * Validates request `index` of the open frame (-1: the single request) into `snapshot` and
+   * `out`, like FbFrameReader.decode. A batch item whose `id` is not a valid id is refused
+   * without reading its fields.
+   */
+  decode (
+    index: number,
+    snapshot: MarketSnapshot,
+    out: DecodedRequest,
+    limits: DecodeLimits,
+    nowMs: number,
+    locPrefix: ReadonlyArray<string | number>,
+  ): readonly ValidationIssue[] {
+    if (index < 0) {
+      this.decodedId = this.id
+      return decodeJsonRequest(this.request, snapshot, out, limits, nowMs, locPrefix)
+    }
+    const itemId = this.itemId(index)
+    if (itemId < 0) {
+      this.decodedId = 0
+      return [{ loc: [...locPrefix, 'id'], ...kIssue.notInteger }]
+    }
+    this.decodedId = itemId
+    return decodeJsonRequest(this.requests[index], snapshot, out, limits, nowMs, locPrefix)
+  }
+
   private fail (message: string, issues: readonly ValidationIssue[] | null): FrameKind {
     this.error = message
     this.issues = issues
     return kFrameInvalid
   }
 }
-
-export function predictionText (id: number, probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
-  return `{"type":"prediction","id":${id},${predictionJson(probability, modelVersionJson, symbol, latencyMs).slice(1)}`
-}
-
-export function errorText (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): string {
-  const detail = detailJson === null ? '' : `,"detail":${detailJson}`
-  return `{"type":"error","id":${idKnown ? id : 'null'},"code":"${wireCode}","message":${JSON.stringify(message)}${detail}}`
-}
-
-/** `modelVersionsJson[i]` are the JSON-escaped versions (PendingRequest.modelVersionJson). */
-export function batchResultText (src: BatchResultSource, modelVersionsJson: readonly string[]): string {
-  let out = `{"type":"batch_result","id":${src.id},"items":[`
-  for (let i = 0; i < src.size; i++) {
-    if (i > 0) out += ','
-    out += src.failed[i] === 0
-      ? predictionText(src.itemIds[i]!, src.probability[i]!, modelVersionsJson[i]!, src.symbols[i]!, src.latencyMs[i]!)
-      : errorText(src.itemIds[i]!, true, src.wireCodes[i]!, src.messages[i]!, src.details[i] ?? null)
-  }
-  return `${out}]}`
-}
-
-export function helloText (info: HelloInfo): string {
-  return JSON.stringify({
-    type: 'hello',
-    protocol_version: kProtocolVersion,
-    model_version: info.modelVersion,
-    feature_set_version: info.featureSetVersion,
-    features: info.features,
-    max_in_flight: info.maxInFlight,
-    max_message_bytes: info.maxMessageBytes,
-    max_batch_requests: info.maxBatchRequests,
-    default_symbol: info.defaultSymbol,
-  })
-}
-
-/** Default message of a registry code, for the `message` field. */
-export function messageOf (code: ErrorCode): string { return kErrorTable[code].message }
