@@ -144,10 +144,14 @@ def train_cnn(X: np.ndarray, y: np.ndarray, train_rows: np.ndarray, val_rows: np
     return net, history
 
 
-def backtest(p: np.ndarray, close: np.ndarray, next_close: np.ndarray, threshold: float, fee_bps: float) -> dict[str, Any]:
-    """The bot's rule, one bar per trade: trade when max(p, 1-p) >= threshold, in the predicted direction."""
-    conf = np.maximum(p, 1 - p)
-    take = conf >= threshold
+def backtest(p: np.ndarray, close: np.ndarray, next_close: np.ndarray, threshold: float, fee_bps: float,
+             take: np.ndarray | None = None) -> dict[str, Any]:
+    """The bot's rule, one bar per trade: trade when max(p, 1-p) >= threshold, in the predicted direction.
+    The comparison is done in float64: p is float32, and numpy 1.24 would cast a Python threshold to
+    float32 when comparing with a float32 array."""
+    p = p.astype(np.float64)
+    if take is None:
+        take = np.maximum(p, 1 - p) >= threshold
     direction = np.where(p > 0.5, 1.0, -1.0)
     r = direction[take] * np.log(next_close[take] / close[take]) * 1e4  # bps
     net = r - 2 * fee_bps
@@ -165,8 +169,15 @@ def backtest(p: np.ndarray, close: np.ndarray, next_close: np.ndarray, threshold
     }
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, close: np.ndarray, next_close: np.ndarray, threshold: float, fee_bps: float) -> dict[str, Any]:
+def evaluate(y: np.ndarray, p: np.ndarray, close: np.ndarray, next_close: np.ndarray, threshold: float, fee_bps: float,
+             y5: np.ndarray | None = None) -> dict[str, Any]:
     m = tree_train.model_metrics(y, p, threshold)
+    if y5 is not None:
+        # the same next-minute predictions ranked against the 5-minute direction (-1 = no label:
+        # a gap within 5 bars, or a tie), as the feasibility study's 5-minute figures
+        ok = y5 >= 0
+        m['auc_5min_direction'] = tree_train.auc(y5[ok], p[ok])
+        m['rows_5min'] = int(ok.sum())
     m['backtest'] = backtest(p, close, next_close, threshold, fee_bps)
     m['backtest_top_decile'] = backtest_top(p, close, next_close, 0.10, fee_bps)
     return m
@@ -174,9 +185,11 @@ def evaluate(y: np.ndarray, p: np.ndarray, close: np.ndarray, next_close: np.nda
 
 def backtest_top(p: np.ndarray, close: np.ndarray, next_close: np.ndarray, share: float, fee_bps: float) -> dict[str, Any]:
     """Ranking check that does not depend on calibration: trade the `share` most confident rows."""
-    conf = np.abs(p - 0.5)
-    cut = np.quantile(conf, 1 - share) if len(p) else 0.0
-    out = backtest(np.where(conf >= cut, p, 0.5), close, next_close, 0.5 + 1e-12, fee_bps)
+    conf = np.abs(p.astype(np.float64) - 0.5)
+    order = np.argsort(-conf, kind='stable')
+    take = np.zeros(len(p), dtype=bool)
+    take[order[: int(round(len(p) * share))]] = True
+    out = backtest(p, close, next_close, 0.5, fee_bps, take)
     out['threshold'] = f'top {share:.0%} by |p - 0.5|'
     return out
 
@@ -224,7 +237,7 @@ def read_closes(path: str) -> pd.Series:
 
 
 def golden_rows(X: np.ndarray, rows: np.ndarray, times: np.ndarray, p: np.ndarray, spec: dict, meta_in: dict,
-                bar_ms: int, count: int, seed: int) -> dict[str, Any]:
+                sym_closes: pd.Series, bar_ms: int, count: int, seed: int) -> dict[str, Any]:
     """`count` test rows (random, plus the most confident up and down): the closes their windows were
     built from (read from the candle files the replay read), the sha256 of the replay's float32
     tensor bytes, and PyTorch's P(up) on that tensor."""
@@ -233,7 +246,7 @@ def golden_rows(X: np.ndarray, rows: np.ndarray, times: np.ndarray, p: np.ndarra
     picks |= {int(np.argmax(p)), int(np.argmin(p))}
     picks = sorted(picks)
     n = spec['window']
-    sym = read_closes(meta_in['symbol_file'])
+    sym = sym_closes
     btc = read_closes(meta_in['btc_file']) if meta_in.get('btc_file') else None
     out: dict[str, list] = {'open_time_ms': [], 'closes': [], 'btc_closes': [], 'tensor_sha256': [], 'probabilities': []}
     for k in picks:
@@ -291,6 +304,9 @@ def main() -> int:
     y = index['label'].to_numpy()
     close, next_close = index['close'].to_numpy(), index['next_close'].to_numpy()
     print(f'{args.npy}: {X.shape} {spec}', flush=True)
+    sym_closes = read_closes(meta_in['symbol_file'])
+    close5 = sym_closes.reindex(times + 5 * int(config.get('bar_ms', 60000))).to_numpy()
+    y5 = np.where(np.isnan(close5) | (close5 == close), -1, (close5 > close).astype(np.int8)).astype(np.int8)
 
     feature_set_version, feature_names = tree_train.read_feature_spec(os.path.join(kRepoRoot, 'src/features/feature-spec.ts'))
     m_times, m_X, m_y, _ = tree_train.load_matrix(args.matrix, feature_names)
@@ -326,9 +342,9 @@ def main() -> int:
         'split': 'test',
         'rows': int(len(test)),
         'test_positive_rate': float(y[test].mean()),
-        'gaf_cnn': evaluate(y[test], p_test, close[test], next_close[test], threshold, args.fee_bps),
-        'tree_xgboost_phase1_v1_same_rows': evaluate(y[test], p_tree_test, close[test], next_close[test], threshold, args.fee_bps),
-        'mean_of_both_same_rows': evaluate(y[test], ens_test, close[test], next_close[test], threshold, args.fee_bps),
+        'gaf_cnn': evaluate(y[test], p_test, close[test], next_close[test], threshold, args.fee_bps, y5[test]),
+        'tree_xgboost_phase1_v1_same_rows': evaluate(y[test], p_tree_test, close[test], next_close[test], threshold, args.fee_bps, y5[test]),
+        'mean_of_both_same_rows': evaluate(y[test], ens_test, close[test], next_close[test], threshold, args.fee_bps, y5[test]),
         'validation': {
             'gaf_cnn': tree_train.model_metrics(y[val], p_val, threshold),
             'tree_xgboost_phase1_v1_same_rows': tree_train.model_metrics(y[val], p_tree_val, threshold),
@@ -364,13 +380,14 @@ def main() -> int:
             args_bt = (close[f_test], next_close[f_test], threshold, args.fee_bps)
             walk_forward['folds'].append({
                 'test_from': start, 'test_to': end, 'train_rows': int(len(fit)), 'test_rows': int(len(f_test)),
-                'gaf_cnn': evaluate(y[f_test], p_cnn, *args_bt),
-                'xgboost': evaluate(y[f_test], p_xgb, *args_bt),
-                'mean_of_both': evaluate(y[f_test], (p_cnn + p_xgb) / 2, *args_bt),
+                'gaf_cnn': evaluate(y[f_test], p_cnn, *args_bt, y5[f_test]),
+                'xgboost': evaluate(y[f_test], p_xgb, *args_bt, y5[f_test]),
+                'mean_of_both': evaluate(y[f_test], (p_cnn + p_xgb) / 2, *args_bt, y5[f_test]),
             })
             f = walk_forward['folds'][-1]
             print(f'fold {start}..{end}: AUC cnn {tree_train.fmt(f["gaf_cnn"]["auc"])}, xgb {tree_train.fmt(f["xgboost"]["auc"])}, '
-                  f'mean {tree_train.fmt(f["mean_of_both"]["auc"])} on {len(f_test)} rows', flush=True)
+                  f'mean {tree_train.fmt(f["mean_of_both"]["auc"])} on {len(f_test)} rows; vs 5-min direction: cnn '
+                  f'{tree_train.fmt(f["gaf_cnn"]["auc_5min_direction"])}, xgb {tree_train.fmt(f["xgboost"]["auc_5min_direction"])}', flush=True)
 
     # ---- export, check in onnxruntime-node on the whole test split, golden rows
     C, N = X.shape[1], X.shape[2]
@@ -393,7 +410,7 @@ def main() -> int:
     if max_diff > 1e-5:
         os.unlink(out_path + tmp_suffix)
         raise SystemExit(f'onnxruntime-node disagrees with PyTorch by {max_diff}')
-    golden = golden_rows(X, test, times, p_test, spec, meta_in, bar_ms, args.golden_rows, args.seed)
+    golden = golden_rows(X, test, times, p_test, spec, meta_in, sym_closes, bar_ms, args.golden_rows, args.seed)
     with open(stem + '.golden.json' + tmp_suffix, 'w', encoding='utf-8') as f:
         json.dump({'model_version': args.version, 'tolerance': 1e-5, 'input': spec,
                    'probabilities_of': 'class 1 (up): PyTorch on the replay\'s tensor for the row; the closes '
@@ -452,7 +469,8 @@ def main() -> int:
         b = m['backtest']
         return (f'  {name:<26} acc {m["accuracy"]:.4f}  logloss {m["log_loss"]:.5f}  AUC {tree_train.fmt(m["auc"])}  '
                 f'trades@{threshold} {b["trades"]} gross {tree_train.fmt(b["mean_gross_bps"], 2)} bps/trade '
-                f'net {tree_train.fmt(b["mean_net_bps"], 2)}; top10% gross {tree_train.fmt(m["backtest_top_decile"]["mean_gross_bps"], 2)}')
+                f'net {tree_train.fmt(b["mean_net_bps"], 2)}; top10% gross {tree_train.fmt(m["backtest_top_decile"]["mean_gross_bps"], 2)}; '
+                f'AUC vs 5-min direction {tree_train.fmt(m.get("auc_5min_direction"))}')
     print(f'test ({len(test)} rows, same rows for all):')
     print(line('gaf_cnn', evaluation['gaf_cnn']))
     print(line('xgboost_phase1_v1', evaluation['tree_xgboost_phase1_v1_same_rows']))
