@@ -158,6 +158,36 @@ export class SymbolState {
     return true
   }
 
+  /** Most closes `recentCloses` can return: the finalized history (60) plus the current bar. */
+  static readonly kMaxRecentCloses = 61
+
+  /**
+   * Read-only: the last `closes.length` closes of this symbol, oldest first, the current bar's
+   * close (as it stands) last; the same for BTC into `btc` when given (same length). Slots older
+   * than the history since the last reset are NaN. Returns how many of the closes are real (0
+   * before the first request). For windowed inputs (src/features/window-input.ts); the same
+   * "finalized bars + current bar" view the features use, so a row and its window agree.
+   */
+  recentCloses (closes: Float64Array, btc: Float64Array | null): number {
+    const n = closes.length
+    if (n > SymbolState.kMaxRecentCloses) throw new RangeError(`recentCloses: at most ${SymbolState.kMaxRecentCloses} closes are kept, asked for ${n}`)
+    if (btc !== null && btc.length !== n) throw new RangeError(`recentCloses: btc holds ${btc.length} slots, closes ${n}`)
+    if (n === 0) return 0
+    if (this.barIndex < 0) {
+      closes.fill(Number.NaN)
+      if (btc !== null) btc.fill(Number.NaN)
+      return 0
+    }
+    closes[n - 1] = this.close
+    if (btc !== null) btc[n - 1] = this.btc
+    // ago(k) is NaN past the history, which is exactly the "missing" marker wanted here
+    for (let k = 1; k < n; k++) {
+      closes[n - 1 - k] = this.closes.ago(k)
+      if (btc !== null) btc[n - 1 - k] = this.btcCloses.ago(k)
+    }
+    return Math.min(n, this.closes.size + 1)
+  }
+
   /**
    * Bar index a snapshot falls into: its timestamp's, or for a snapshot without one its arrival
    * time's, but never older than the current bar. The current bar can start up to
