@@ -77,7 +77,8 @@ export async function shutdown (parts: ShutdownParts, options: ShutdownOptions, 
   parts.closeConnections()
   await models.close()
   parts.closeApp()
-  await models.closeServing(false)
+  // Once per shutdown: after a timeout the workers were terminated above, before the save.
+  if (!timedOut) await models.closeServing(false)
   parts.closeMetrics()
   if (!options.quiet) logEvents.shutdownComplete(log, Math.round(performance.now() - started))
 }
