@@ -91,35 +91,6 @@ export interface ValidationIssue {
   readonly type: string
 }
 
-export class InvalidJsonError extends ServiceError {
-  constructor (message?: string) { super('ERR_INVALID_JSON', message) }
-}
-
-export class ValidationError extends ServiceError {
-  /** FastAPI-shaped detail list, sent as `{"detail": [...]}` with status 422. */
-  readonly issues: readonly ValidationIssue[]
-  constructor (issues: readonly ValidationIssue[]) {
-    super('ERR_VALIDATION', issues.length > 0 ? issues[0]!.msg : undefined)
-    this.issues = issues
-  }
-}
-
-export class BodyTooLargeError extends ServiceError {
-  constructor (limitBytes: number) { super('ERR_BODY_TOO_LARGE', `Request body exceeds ${limitBytes} bytes`) }
-}
-
-export class ModelNotLoadedError extends ServiceError {
-  constructor () { super('ERR_MODEL_NOT_LOADED') }
-}
-
-export class OverloadedError extends ServiceError {
-  constructor (message?: string) { super('ERR_OVERLOADED', message) }
-}
-
-export class DeadlineExceededError extends ServiceError {
-  constructor () { super('ERR_DEADLINE_EXCEEDED') }
-}
-
 export class InferenceError extends ServiceError {
   constructor (message?: string, cause?: unknown) { super('ERR_INFERENCE', message, { cause }) }
 }

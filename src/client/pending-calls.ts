@@ -8,19 +8,22 @@ export const kCallSingle = 0
 export const kCallBatch = 1
 export type CallKind = typeof kCallSingle | typeof kCallBatch
 
-export interface PendingCall {
-  readonly kind: CallKind
-  readonly resolve: (value: any) => void
+interface CallState {
   readonly reject: (err: Error) => void
   readonly timeoutMs: number
   timer: NodeJS.Timeout | null
 }
 
+/** A call waiting for its answer; `kind` says which answer resolves it (`Single` or `Batch`). */
+export type PendingCall<Single, Batch> =
+  | CallState & { readonly kind: typeof kCallSingle, readonly resolve: (value: Single) => void }
+  | CallState & { readonly kind: typeof kCallBatch, readonly resolve: (value: Batch) => void }
+
 /** Ids are uint32 (the schema's); wrapping skips ids still in use. */
 const kMaxId = 0xFFFFFFFF
 
-export class PendingCalls {
-  private readonly calls = new Map<number, PendingCall>()
+export class PendingCalls<Single, Batch> {
+  private readonly calls = new Map<number, PendingCall<Single, Batch>>()
   private nextId = 1
 
   constructor () {
@@ -30,18 +33,21 @@ export class PendingCalls {
   get size (): number { return this.calls.size }
 
   /** Registers a call and starts its timer; returns the id to send. */
-  add (kind: CallKind, timeoutMs: number, resolve: (value: any) => void, reject: (err: Error) => void): number {
+  add (kind: typeof kCallSingle, timeoutMs: number, resolve: (value: Single) => void, reject: (err: Error) => void): number
+  add (kind: typeof kCallBatch, timeoutMs: number, resolve: (value: Batch) => void, reject: (err: Error) => void): number
+  add (kind: CallKind, timeoutMs: number, resolve: ((value: Single) => void) | ((value: Batch) => void), reject: (err: Error) => void): number {
     let id = this.nextId
     while (this.calls.has(id)) id = id === kMaxId ? 0 : id + 1
     this.nextId = id === kMaxId ? 0 : id + 1
-    const call: PendingCall = { kind, resolve, reject, timeoutMs, timer: null }
+    // The overloads pair `kind` with its answer type; the implementation signature cannot.
+    const call = { kind, resolve, reject, timeoutMs, timer: null } as PendingCall<Single, Batch>
     call.timer = setTimeout(this.onTimeout, timeoutMs, id)
     this.calls.set(id, call)
     return id
   }
 
   /** Removes the call for `id` (its answer arrived); undefined when it already timed out. */
-  take (id: number): PendingCall | undefined {
+  take (id: number): PendingCall<Single, Batch> | undefined {
     const call = this.calls.get(id)
     if (call === undefined) return undefined
     this.calls.delete(id)

@@ -71,7 +71,7 @@ export class PredictionClient {
   private readonly httpFallback: boolean
   private readonly healthTimeoutMs: number
   private readonly logger: ClientLogger | null
-  private readonly pending = new PendingCalls()
+  private readonly pending = new PendingCalls<Prediction, PredictionResult[]>()
   private readonly codec = new FbClientCodec()
   private readonly connection: ClientConnection
   private readonly http: HttpTransport

@@ -4,14 +4,11 @@
  * and re-exports what the library's users import. It loads nothing of the server (no uWS, no
  * onnxruntime): protocol/ imports only flatbuffers and src/errors.ts.
  */
-import type { WireCode } from '../errors.js'
 import { decodeServerBinary as decodeBinary } from '../protocol/fb-client.js'
 import { decodeHttpBatch, decodeHttpError, decodeServerText as decodeText } from '../protocol/json-answer.js'
 import type {
   PredictionResult as ResultOf, RemoteErrorFactory, ServerMessage as MessageOf,
 } from '../protocol/messages.js'
-import { wireCodeOfFb } from '../protocol/wire-codes.js'
-import type { ErrorCode } from '../protocol/generated/prediction_generated.js'
 import { RemoteError } from './errors.js'
 
 export { FbClientCodec } from '../protocol/fb-client.js'
@@ -38,5 +35,3 @@ export function httpError (status: number, body: unknown): RemoteError { return 
 /** The items of a 200 /predict/batch answer. */
 export function httpBatchResults (body: unknown): PredictionResult[] { return decodeHttpBatch(body, remoteError) }
 
-/** Maps a wire code carried as the FlatBuffers enum (for tests and other decoders). */
-export function wireCodeOf (code: ErrorCode): WireCode { return wireCodeOfFb(code) }

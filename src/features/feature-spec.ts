@@ -26,11 +26,5 @@ export const kFeatureNames = [
   'tod_sin', 'tod_cos',
 ] as const
 
-export type FeatureName = typeof kFeatureNames[number]
-
 export const kFeatureCount = kFeatureNames.length
 
-/** Column index of each feature, for code that fills a row by name. */
-export const kFeatureIndex: Readonly<Record<FeatureName, number>> = Object.freeze(
-  Object.fromEntries(kFeatureNames.map((name, i) => [name, i])) as Record<FeatureName, number>,
-)

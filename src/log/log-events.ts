@@ -77,9 +77,6 @@ export const logEvents = {
   batchFailed (log: Logger, rows: number, err: unknown): void {
     log.error({ event: 'batch_failed', rows, err }, `Inference failed for a batch of ${rows}: ${(err as Error)?.message ?? String(err)}`)
   },
-  requestRejected (log: Logger, route: string, status: number, code: string): void {
-    if (log.isLevelEnabled('debug')) log.debug({ event: 'request_rejected', route, status, code }, `${route} answered ${status} ${code}`)
-  },
   internalError (log: Logger, route: string, err: unknown): void {
     log.error({ event: 'internal_error', route, err }, `Internal error on ${route}`)
   },

@@ -85,6 +85,8 @@ export interface ServiceMetricsOptions {
   readonly modelVersion?: () => string | null
   /** Symbols with feature state. */
   readonly symbols?: () => number
+  /** Symbols dropped from the feature store since start to stay within max_symbols (a counter). */
+  readonly symbolsEvicted?: () => number
   /**
    * Adds `ml_process_*` series (CPU, RSS, heap, event-loop delay) to the Prometheus text and
    * `event_loop_delay_ms` to the JSON. Starts a 10 ms sampling timer (unref'd) until `close()`.
@@ -109,6 +111,9 @@ export interface ServiceMetricsOptions {
     readonly prometheus: (w: PrometheusWriter) => void
   }
 }
+
+/** The figures read from elsewhere at render time (see `ServiceMetrics.observe`). */
+export type GaugeSources = Pick<ServiceMetricsOptions, 'queueDepth' | 'workers' | 'modelVersion' | 'symbols' | 'symbolsEvicted' | 'extra'>
 
 export interface LatencySummaryMs {
   readonly p50: number | null
@@ -168,16 +173,18 @@ export interface MetricsJson extends DistributionsJson {
   readonly workers: number | null
   readonly model_version: string | null
   readonly symbols: number | null
+  readonly symbols_evicted: number | null
 }
 
 export class ServiceMetrics {
   private readonly now: () => number
   private readonly startMs: number
-  private readonly queueDepthFn: (() => number) | null
-  private readonly workersFn: (() => number) | null
-  private readonly modelVersionFn: (() => string | null) | null
-  private readonly symbolsFn: (() => number) | null
-  private readonly extra: NonNullable<ServiceMetricsOptions['extra']> | null
+  private queueDepthFn: (() => number) | null = null
+  private workersFn: (() => number) | null = null
+  private modelVersionFn: (() => string | null) | null = null
+  private symbolsFn: (() => number) | null = null
+  private symbolsEvictedFn: (() => number) | null = null
+  private extra: NonNullable<ServiceMetricsOptions['extra']> | null = null
 
   private readonly latency: WindowedHistogram
   private readonly latencyBuckets: BucketCounts
@@ -206,11 +213,7 @@ export class ServiceMetrics {
   constructor (options: ServiceMetricsOptions = {}) {
     this.now = options.now ?? (() => performance.now())
     this.startMs = this.now()
-    this.queueDepthFn = options.queueDepth ?? null
-    this.workersFn = options.workers ?? null
-    this.modelVersionFn = options.modelVersion ?? null
-    this.symbolsFn = options.symbols ?? null
-    this.extra = options.extra ?? null
+    this.observe(options)
 
     const highestUs = options.highestUs ?? kDefaultHighestUs
     const windowMs = options.windowMs ?? kDefaultWindowMs
@@ -368,8 +371,23 @@ export class ServiceMetrics {
       workers: this.workersFn === null ? null : this.workersFn(),
       model_version: this.modelVersionFn === null ? null : this.modelVersionFn(),
       symbols: this.symbolsFn === null ? null : this.symbolsFn(),
+      symbols_evicted: this.symbolsEvictedFn === null ? null : this.symbolsEvictedFn(),
       ...(this.extra === null ? {} : this.extra.json()),
     }
+  }
+
+  /**
+   * Where the gauges are read at render time. The server registers them once the parts they read
+   * exist: those parts record into this object, so they are built after it. Given sources replace
+   * the previous ones; absent ones are left as they were.
+   */
+  observe (sources: GaugeSources): void {
+    if (sources.queueDepth !== undefined) this.queueDepthFn = sources.queueDepth
+    if (sources.workers !== undefined) this.workersFn = sources.workers
+    if (sources.modelVersion !== undefined) this.modelVersionFn = sources.modelVersion
+    if (sources.symbols !== undefined) this.symbolsFn = sources.symbols
+    if (sources.symbolsEvicted !== undefined) this.symbolsEvictedFn = sources.symbolsEvicted
+    if (sources.extra !== undefined) this.extra = sources.extra
   }
 
   /** Text exposition format 0.0.4 (serve with `kPrometheusContentType`). Synchronous. */
@@ -428,6 +446,10 @@ export class ServiceMetrics {
     if (this.symbolsFn !== null) {
       w.family('ml_symbols_tracked', 'gauge', 'Symbols with feature state')
       w.sample('ml_symbols_tracked', '', this.symbolsFn())
+    }
+    if (this.symbolsEvictedFn !== null) {
+      w.family('ml_feature_symbols_evicted_total', 'counter', 'Symbols dropped from the feature store to stay within max_symbols, since start')
+      w.sample('ml_feature_symbols_evicted_total', '', this.symbolsEvictedFn())
     }
     if (this.extra !== null) this.extra.prometheus(w)
     if (this.eventLoopDelay !== null) writeProcessMetrics(w, this.eventLoopDelay, window)

@@ -1,18 +1,29 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { basename, dirname, extname } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import type { BatchObserver, BatchRunner } from '../batching/dynamic-batcher.js'
 import type { Config } from '../config/schema.js'
 import { ServiceError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log/logger.js'
 import { logEvents } from '../log/log-events.js'
 import { label, type PrometheusWriter } from '../metrics/prometheus-writer.js'
-import type { PredictionService } from '../service/prediction-service.js'
 import { loadModel, type LoadedModel } from './model-loader.js'
 import { ShadowScorer, type ShadowStats } from './shadow-scorer.js'
 
 export type ReloadOutcome =
   | { readonly ok: true, readonly model_version: string, readonly previous_version: string | null, readonly load_ms: number }
   | { readonly ok: false, readonly code: ErrorCode, readonly error: string, readonly model_version: string | null }
+
+/**
+ * Where the manager puts models to work: the prediction service, seen only through what the
+ * manager needs, so that the model side does not depend on the service.
+ */
+export interface ModelHost {
+  /** From the start of a shutdown: no model is loaded any more. */
+  readonly isShuttingDown: boolean
+  setRunner (runner: BatchRunner | null): void
+  setObserver (observer: BatchObserver | null): void
+}
 
 /** How long file events must be quiet before a watched model is reloaded (copies arrive in pieces). */
 const kWatchDebounceMs = 1000
@@ -29,9 +40,11 @@ const kWatchDebounceMs = 1000
  */
 export class ModelManager {
   private readonly config: Config
-  private readonly service: PredictionService
+  private readonly host: ModelHost
   private readonly log: Logger
   private currentPath: string
+  /** The serving model; this manager loads, swaps and closes it, the host only runs it. */
+  private current: LoadedModel | null = null
   private chain: Promise<unknown> = Promise.resolve()
   /** A reload waiting behind the one in progress; later asks for the same file share it. */
   private queuedReload: { readonly path: string, promise: Promise<ReloadOutcome> | null } | null = null
@@ -48,14 +61,16 @@ export class ModelManager {
   /** Reload requests answered by a reload already queued for the same file. */
   reloadsCoalesced = 0
 
-  constructor (config: Config, service: PredictionService, log: Logger) {
+  constructor (config: Config, host: ModelHost, log: Logger) {
     this.config = config
-    this.service = service
+    this.host = host
     this.log = log
     this.currentPath = config.modelPath
   }
 
   get modelPath (): string { return this.currentPath }
+  /** The serving model, null while none is loaded. */
+  get serving (): LoadedModel | null { return this.current }
   /** Folder whose files the admin routes may name: the one holding the configured model. */
   get modelsDir (): string { return dirname(this.config.modelPath) }
 
@@ -101,7 +116,7 @@ export class ModelManager {
       const previous = this.shadow
       if (modelPath === null) {
         this.shadow = null
-        this.service.batcher.setObserver(null)
+        this.host.setObserver(null)
         if (previous !== null) this.closeLater(previous.model)
         return { ok: true, model_version: '', previous_version: previous?.model.modelVersion ?? null, load_ms: 0 } as const
       }
@@ -110,7 +125,7 @@ export class ModelManager {
         // One worker: the candidate must not take CPU from the serving path.
         const model = await this.load(modelPath, 1, 0)
         this.shadow = new ShadowScorer(model)
-        this.service.batcher.setObserver(this.shadow)
+        this.host.setObserver(this.shadow)
         if (previous !== null) this.closeLater(previous.model)
         const loadMs = Math.round(performance.now() - started)
         logEvents.shadowStarted(this.log, model.modelVersion, modelPath, loadMs)
@@ -179,7 +194,7 @@ export class ModelManager {
     w.sample('ml_shadow_mean_abs_diff', version, s.mean_abs_diff ?? Number.NaN)
   }
 
-  /** Stops watching, waits for a load in progress, closes the shadow. The serving model is the service's. */
+  /** Stops watching, waits for a load in progress, closes the shadow. The serving model: `closeServing`. */
   async close (): Promise<void> {
     this.closed = true
     if (this.watchTimer !== null) clearTimeout(this.watchTimer)
@@ -188,8 +203,19 @@ export class ModelManager {
     await this.chain.catch(() => {})
     const shadow = this.shadow
     this.shadow = null
-    this.service.batcher.setObserver(null)
+    this.host.setObserver(null)
     if (shadow !== null) await shadow.model.close()
+  }
+
+  /**
+   * Takes the serving model out of service and closes its workers. `force` (a shutdown whose drain
+   * timed out): terminate them now, failing the batches they hold, instead of letting them finish.
+   */
+  async closeServing (force = false): Promise<void> {
+    const model = this.current
+    this.current = null
+    this.host.setRunner(null)
+    if (model !== null) await model.close(force)
   }
 
   private serialize<T> (work: () => Promise<T>): Promise<T> {
@@ -213,8 +239,8 @@ export class ModelManager {
   }
 
   private async doReload (modelPath: string, trigger: string): Promise<ReloadOutcome> {
-    const previous = this.service.currentModel
-    if (this.closed || this.service.isShuttingDown) {
+    const previous = this.current
+    if (this.closed || this.host.isShuttingDown) {
       return { ok: false, code: 'ERR_SHUTTING_DOWN', error: 'the server is shutting down', model_version: previous?.modelVersion ?? null }
     }
     const started = performance.now()
@@ -231,11 +257,12 @@ export class ModelManager {
       if (previous !== null) logEvents.modelKept(this.log, previous.modelVersion, trigger)
       return failure(err, previous?.modelVersion ?? null)
     }
-    if (this.closed || this.service.isShuttingDown) {
+    if (this.closed || this.host.isShuttingDown) {
       await model.close()
       return { ok: false, code: 'ERR_SHUTTING_DOWN', error: 'the server is shutting down', model_version: previous?.modelVersion ?? null }
     }
-    this.service.setModel(model)
+    this.current = model
+    this.host.setRunner(model)
     this.currentPath = modelPath
     this.lastError = null
     this.lastErrorCode = null

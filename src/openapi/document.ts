@@ -226,6 +226,7 @@ function schemas (options: ApiDocumentOptions): Record<string, Json> {
         workers: { type: ['integer', 'null'] },
         model_version: { type: ['string', 'null'] },
         symbols: { type: ['integer', 'null'] },
+        symbols_evicted: { type: ['integer', 'null'], description: 'Symbols dropped from the feature store since start to stay within max_symbols (least recently used first).' },
         model_reloads: {
           type: 'object',
           properties: { ok: { type: 'integer' }, failed: { type: 'integer' }, coalesced: { type: 'integer' } },
@@ -234,7 +235,7 @@ function schemas (options: ApiDocumentOptions): Record<string, Json> {
         shadow: { type: ['object', 'null'], description: 'Shadow (candidate) model statistics while one is scored.' },
       },
       required: [...distributions, 'window_seconds', 'lifetime', 'predictions_total', 'predictions_by_direction', 'errors_total',
-        'errors_by_code', 'confidence', 'uptime_seconds', 'queue_depth', 'workers', 'model_version', 'symbols'],
+        'errors_by_code', 'confidence', 'uptime_seconds', 'queue_depth', 'workers', 'model_version', 'symbols', 'symbols_evicted'],
       description: 'Distributions are over the last metrics_window_s; `lifetime` since start. Model reload and shadow statistics are added.',
     },
     ModelPathBody: {

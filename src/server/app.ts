@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks'
 import * as uws from 'uWebSockets.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
@@ -14,6 +13,7 @@ import { MetricsRoutes } from './http/metrics-routes.js'
 import { PredictRoutes } from './http/predict-routes.js'
 import { writeError, writeMethodNotAllowed } from './http/reply.js'
 import { WsServer, wsOptionsFrom } from './ws/ws-server.js'
+import { shutdown } from './shutdown.js'
 
 /** LIBUS_LISTEN_EXCLUSIVE_PORT (index.mjs exports it; index.d.mts declares it only inside a non-exported enum). */
 const kListenExclusivePort = 1
@@ -38,25 +38,15 @@ export class PredictionServer {
   /** Set when start() fails: close() then logs nothing. */
   private quietClose = false
 
+  /**
+   * Built in dependency order: metrics (which the batcher records into), the service, the model
+   * manager (which puts models into the service), then the gauges that metrics read from both.
+   */
   private constructor (config: Config, log: Logger) {
     this.config = config
     this.log = log
-    const service: { current: PredictionService | null } = { current: null }
-    const models: { current: ModelManager | null } = { current: null }
-    this.metrics = new ServiceMetrics({
-      queueDepth: () => service.current?.batcher.queueDepth ?? 0,
-      workers: () => service.current?.currentModel?.workers ?? 0,
-      modelVersion: () => service.current?.currentModel?.modelVersion ?? null,
-      symbols: () => service.current?.features.size ?? 0,
-      processMetrics: true,
-      windowMs: config.metricsWindowS * 1000,
-      extra: {
-        json: () => models.current?.metricsJson() ?? {},
-        prometheus: (w) => { models.current?.writePrometheus(w) },
-      },
-    })
-    const metrics = this.metrics
-    this.service = new PredictionService({
+    const metrics = new ServiceMetrics({ processMetrics: true, windowMs: config.metricsWindowS * 1000 })
+    const service = new PredictionService({
       barMs: config.barMs,
       maxGapBars: config.maxGapBars,
       maxSymbols: config.maxSymbols,
@@ -70,12 +60,24 @@ export class PredictionServer {
       recordBatch: (rows, us) => { metrics.recordBatch(rows, us) },
       recordBatchFailure: (rows, err) => { logEvents.batchFailed(log, rows, err) },
     })
-    service.current = this.service
-    this.models = new ModelManager(config, this.service, log)
-    models.current = this.models
+    const models = new ModelManager(config, service, log)
+    metrics.observe({
+      queueDepth: () => service.queueDepth,
+      workers: () => service.currentModel?.workers ?? 0,
+      modelVersion: () => service.currentModel?.modelVersion ?? null,
+      symbols: () => service.features.size,
+      symbolsEvicted: () => service.features.evictions,
+      extra: {
+        json: () => models.metricsJson(),
+        prometheus: (w) => { models.writePrometheus(w) },
+      },
+    })
+    this.metrics = metrics
+    this.service = service
+    this.models = models
     this.stateKeeper = config.stateFile === null
       ? null
-      : new StateKeeper(this.service.features, config.stateFile, config.stateSaveIntervalS, log)
+      : new StateKeeper(service.features, config.stateFile, config.stateSaveIntervalS, log)
     this.app = this.buildApp()
   }
 
@@ -169,53 +171,33 @@ export class PredictionServer {
   }
 
   /**
-   * Graceful shutdown: stop accepting connections, answer new requests on open connections with
-   * 503 (and close them), let every admitted request finish (bounded by shutdown_timeout_ms),
-   * save the feature state (state_file), then close the connections and the workers. Idempotent.
+   * Graceful shutdown (src/server/shutdown.ts): readiness 503, grace, stop accepting, answer
+   * every admitted request (bounded by shutdown_timeout_ms), save the feature state (state_file),
+   * then close the connections and the workers. Idempotent.
    */
   close (signal = 'close'): Promise<void> {
     this.closing ??= this.doClose(signal)
     return this.closing
   }
 
-  private async doClose (signal: string): Promise<void> {
-    const started = performance.now()
-    if (!this.quietClose) logEvents.shuttingDown(this.log, signal, this.service.batcher.depth)
-    if (this.config.shutdownGraceMs > 0 && this.listenSocket !== null) {
-      // Readiness goes first and serving goes on, so that load balancers stop sending before
-      // anything is refused.
-      this.service.withdrawReadiness()
-      await new Promise(resolve => setTimeout(resolve, this.config.shutdownGraceMs))
-    }
-    if (this.listenSocket !== null) {
-      uws.us_listen_socket_close(this.listenSocket)
-      this.listenSocket = null
-    }
-    let timer: NodeJS.Timeout | null = null
-    const timedOut = await Promise.race([
-      this.service.drain().then(() => false),
-      new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.config.shutdownTimeoutMs, true) }),
-    ])
-    if (timer !== null) clearTimeout(timer)
-    let model = null
-    if (timedOut) {
-      // A session may be hung: answer what is left before the connections close. Queued
-      // requests get 503 "Shutting down", batches at a worker 500, and the threads are killed.
-      logEvents.shutdownTimedOut(this.log, this.service.batcher.depth)
-      this.service.batcher.abandonQueued()
-      model = this.service.setModel(null)
-      if (model !== null) await model.close(true)
-      await new Promise(resolve => setImmediate(resolve))
-    }
-    // After the drain: features are updated when a request is admitted, and from here none can
-    // be, so the saved state includes every request that was answered (or abandoned) above.
-    await this.stateKeeper?.stop()
-    this.wsServer?.closeAll()
-    await this.models.close()
-    this.app.close()
-    model = this.service.setModel(null)
-    if (model !== null) await model.close()
-    this.metrics.close()
-    if (!this.quietClose) logEvents.shutdownComplete(this.log, Math.round(performance.now() - started))
+  private doClose (signal: string): Promise<void> {
+    return shutdown({
+      service: this.service,
+      models: this.models,
+      stateKeeper: this.stateKeeper,
+      stopListening: () => {
+        if (this.listenSocket === null) return
+        uws.us_listen_socket_close(this.listenSocket)
+        this.listenSocket = null
+      },
+      closeConnections: () => { this.wsServer?.closeAll() },
+      closeApp: () => { this.app.close() },
+      closeMetrics: () => { this.metrics.close() },
+    }, {
+      graceMs: this.config.shutdownGraceMs,
+      timeoutMs: this.config.shutdownTimeoutMs,
+      listening: this.listenSocket !== null,
+      quiet: this.quietClose,
+    }, this.log, signal)
   }
 }

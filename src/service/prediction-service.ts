@@ -1,11 +1,10 @@
 import { performance } from 'node:perf_hooks'
 import type { ErrorCode } from '../errors.js'
-import { DynamicBatcher, type BatcherMetrics } from '../batching/dynamic-batcher.js'
+import { DynamicBatcher, type BatcherMetrics, type BatchObserver, type BatchRunner } from '../batching/dynamic-batcher.js'
 import type { PredictionSink } from '../batching/pending-request.js'
 import { FeatureStore } from '../features/feature-store.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
 import { kApplyStale } from '../features/symbol-state.js'
-import type { LoadedModel } from '../model/model-loader.js'
 
 export const kSubmitted = 0
 export const kRejectModelNotLoaded = 1
@@ -46,12 +45,16 @@ export interface PredictionServiceOptions {
  * straight into the batch row -> dynamic batcher -> worker pool -> the caller's sink.
  *
  * Admission is decided before the feature state is touched, so a shed request changes no state.
+ *
+ * The model is only a `BatchRunner` here: which version serves, and its lifecycle, belong to the
+ * model manager, which puts runners in with `setRunner`. The batcher stays private: callers get
+ * the figures and operations they need from the methods below.
  */
 export class PredictionService {
   readonly features: FeatureStore
-  readonly batcher: DynamicBatcher
+  private readonly batcher: DynamicBatcher
   private readonly options: PredictionServiceOptions
-  private model: LoadedModel | null = null
+  private model: BatchRunner | null = null
   private shuttingDown = false
   private readinessWithdrawn = false
 
@@ -65,7 +68,8 @@ export class PredictionService {
     }, metrics)
   }
 
-  get currentModel (): LoadedModel | null { return this.model }
+  /** The runner serving now (null while no model is loaded). */
+  get currentModel (): BatchRunner | null { return this.model }
   get isShuttingDown (): boolean { return this.shuttingDown }
   /** False from the start of a shutdown: still serving during the grace period, but not ready. */
   get isReady (): boolean { return this.model !== null && !this.shuttingDown && !this.readinessWithdrawn }
@@ -77,13 +81,19 @@ export class PredictionService {
   withdrawReadiness (): void { this.readinessWithdrawn = true }
   get defaultSymbol (): string { return this.options.defaultSymbol }
 
-  /** Puts a loaded model in service; returns the one it replaced (the caller closes it when drained). */
-  setModel (model: LoadedModel | null): LoadedModel | null {
-    const previous = this.model
-    this.model = model
-    this.batcher.setRunner(model)
-    return previous
+  /** Requests admitted and not yet answered: queued, or in a batch at a worker. */
+  get pending (): number { return this.batcher.depth }
+  /** Requests waiting for a worker. */
+  get queueDepth (): number { return this.batcher.queueDepth }
+
+  /** Puts a runner in service (null: none); batches already sent finish on the one it replaced. */
+  setRunner (runner: BatchRunner | null): void {
+    this.model = runner
+    this.batcher.setRunner(runner)
   }
+
+  /** Shows every batch to `observer` as well (shadow scoring); null stops. */
+  setObserver (observer: BatchObserver | null): void { this.batcher.setObserver(observer) }
 
   /**
    * Admits one validated request. On `kSubmitted` the sink's `complete` is called exactly once,
@@ -115,5 +125,9 @@ export class PredictionService {
     await this.batcher.whenIdle()
   }
 
-
+  /**
+   * Shutdown after the drain timed out: every request still queued is answered 503 "Shutting
+   * down" now (batches at a worker are answered when it is closed).
+   */
+  abandonQueued (): void { this.batcher.abandonQueued() }
 }

@@ -1,5 +1,4 @@
-import { completeFrom } from '../../src/batching/dynamic-batcher.js'
-import type { LoadedModel } from '../../src/model/model-loader.js'
+import { completeFrom, runBatch, type BatchRunner } from '../../src/batching/dynamic-batcher.js'
 
 /**
  * Holds a model's batches at a gate: what is dispatched waits (still "at the worker" for the
@@ -11,8 +10,10 @@ export class InferenceGate {
   private readonly gate = new Promise<void>((resolve) => { this.release = resolve })
   private failing = false
 
-  constructor (model: LoadedModel) {
-    const run = model.run.bind(model)
+  constructor (model: BatchRunner) {
+    // The runner's own dispatch, kept: the gate runs batches on the real pool once open.
+    const real = { dispatch: model.dispatch.bind(model) }
+    const run = (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> => runBatch(real, buffer, rows)
     const gated = async (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> => {
       await this.gate
       if (this.failing) {

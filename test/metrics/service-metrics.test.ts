@@ -118,7 +118,7 @@ t.test('nothing recorded: counts are 0, statistics are null, no NaN anywhere in 
   t.same(json.errors_by_code, {})
   t.equal(json.confidence.mean, null)
   t.same(Object.values(json.confidence.buckets), kConfidenceBuckets.map(() => 0))
-  t.same([json.queue_depth, json.workers, json.model_version, json.symbols], [null, null, null, null],
+  t.same([json.queue_depth, json.workers, json.model_version, json.symbols, json.symbols_evicted], [null, null, null, null, null],
     'gauges without a callback are null')
   t.equal(m.meanLatencyMs(), null)
 
@@ -367,15 +367,22 @@ t.test('gauges come from the callbacks at render time; uptime from the clock', a
     symbols: () => 12,
     now: () => clockMs,
   })
+  let evicted = 0
+  // Registered after construction, as the server does once the feature store exists.
+  m.observe({ symbolsEvicted: () => evicted })
   clockMs += 90_500.25
   let json = m.toJSON()
   t.same([json.queue_depth, json.workers, json.model_version, json.symbols, json.uptime_seconds],
     [3, 4, version, 12, 90.5])
+  t.equal(json.symbols_evicted, 0)
+  t.equal(m.toJSON().queue_depth, 3, 'observe() keeps the sources it was not given')
 
   let e = parseExposition(m.toPrometheus())
   t.equal(sample(e, 'ml_queue_depth'), 3)
   t.equal(sample(e, 'ml_workers'), 4)
   t.equal(sample(e, 'ml_symbols_tracked'), 12)
+  t.equal(sample(e, 'ml_feature_symbols_evicted_total'), 0)
+  t.equal(e.types.get('ml_feature_symbols_evicted_total'), 'counter')
   t.equal(sample(e, 'ml_service_uptime_seconds'), 90.5)
   t.equal(e.types.get('ml_service_uptime_seconds'), 'gauge')
   t.equal(sample(e, 'ml_model_loaded'), 1)
@@ -384,12 +391,15 @@ t.test('gauges come from the callbacks at render time; uptime from the clock', a
 
   depth = 0
   version = null
+  evicted = 7
   json = m.toJSON()
   t.equal(json.queue_depth, 0)
+  t.equal(json.symbols_evicted, 7)
   t.equal(json.model_version, null)
   e = parseExposition(m.toPrometheus())
   t.equal(sample(e, 'ml_queue_depth'), 0)
   t.equal(sample(e, 'ml_model_loaded'), 0)
+  t.equal(sample(e, 'ml_feature_symbols_evicted_total'), 7)
   t.notOk([...e.samples.keys()].some((k) => k.startsWith('ml_model_info')), 'no info sample without a model')
 })
 

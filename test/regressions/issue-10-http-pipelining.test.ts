@@ -92,7 +92,7 @@ t.test('two requests in one write: closed before either is admitted', async (t) 
   t.equal(conn.responses.length, 0, 'no answer')
   t.notOk(server.service.features.has('QA'), 'the first changed no state')
   t.notOk(server.service.features.has('QB'), 'the second changed no state')
-  t.equal(server.service.batcher.depth, 0, 'nothing in flight')
+  t.equal(server.service.pending, 0, 'nothing in flight')
   t.equal(server.metrics.predictionsTotal, before, 'nothing predicted')
   // Sent one at a time, the same requests are served.
   const again = new RawHttp(port)

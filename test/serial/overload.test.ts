@@ -61,7 +61,7 @@ t.test('over max_queue_size: 503 Overloaded with Retry-After, the rest 200', asy
     }
   }
   t.equal(await errorCount(url, 'ERR_OVERLOADED') - before, counts[503], 'errors_by_code.ERR_OVERLOADED counts every 503')
-  t.equal(server.service.batcher.depth, 0, 'nothing is left queued or in flight')
+  t.equal(server.service.pending, 0, 'nothing is left queued or in flight')
   await assertServes(t, url)
 
   // Shed requests changed no state: a shed symbol is unknown to the feature store.
@@ -100,7 +100,7 @@ t.test('past deadline_ms: 504 Deadline exceeded', async (t) => {
   t.comment(`statuses: ${JSON.stringify(seen)}`)
   t.ok((seen[504] ?? 0) > 0, 'some requests answered 504')
   t.equal(await errorCount(url, 'ERR_DEADLINE_EXCEEDED'), seen[504], 'errors_by_code.ERR_DEADLINE_EXCEEDED counts every 504')
-  t.equal(server.service.batcher.depth, 0, 'nothing is left queued or in flight')
+  t.equal(server.service.pending, 0, 'nothing is left queued or in flight')
   await assertServes(t, url)
 })
 

@@ -37,11 +37,11 @@ for (const transport of ['shared-memory', 'message'] as const) {
     // even one still on its way to the server (the batcher's depth alone cannot see those). Bounded
     // by time, not by a count of sleeps: on a loaded machine the 16 answers may take a while.
     const quiet = Date.now() + 20_000
-    while (Date.now() < quiet && (parked < 16 || server.service.batcher.depth > 0)) await new Promise(resolve => setTimeout(resolve, 5))
+    while (Date.now() < quiet && (parked < 16 || server.service.pending > 0)) await new Promise(resolve => setTimeout(resolve, 5))
     t.equal(parked, 16, 'every load loop is parked')
-    t.equal(server.service.batcher.depth, 0, 'nothing in flight at the kill')
+    t.equal(server.service.pending, 0, 'nothing in flight at the kill')
     const before = statuses.length
-    await server.service.currentModel!.threads[0]!.terminate()
+    await server.models.serving!.threads[0]!.terminate()
     paused = false
     resume()
     // At least 1.5 s of load after the kill, and until 50 more answers came (a slow machine takes

@@ -138,13 +138,13 @@ t.test('a server restarted from its state file answers the rest of the sequence 
   const gate = new InferenceGate(before.server.service.currentModel!)
   const inFlight: Array<Promise<Answer>> = []
   for (const body of requests.slice(kCut, kCut + kInFlight)) {
-    const depth = before.server.service.batcher.depth
+    const depth = before.server.service.pending
     inFlight.push(ask(t, before.url, body))
     // One at a time, in order: each is admitted (its features applied) before the next is sent.
     const deadline = Date.now() + 10_000
-    while (before.server.service.batcher.depth === depth && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
+    while (before.server.service.pending === depth && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
   }
-  t.equal(before.server.service.batcher.depth, kInFlight, `${kInFlight} requests admitted and held`)
+  t.equal(before.server.service.pending, kInFlight, `${kInFlight} requests admitted and held`)
   const closed = before.server.close('SIGTERM')
   gate.open()
   await closed

@@ -192,8 +192,8 @@ t.test('outcomes of the prediction path arrive with the contract\'s codes', asyn
     // worker. Waiting for the admission, not a fixed sleep from the send: on a stalled machine the
     // frame can be read after a sleep has already run out, and Q_B could then still be in time.
     const admittedBy = Date.now() + 20_000
-    while (server.service.batcher.queueDepth < 2 && Date.now() < admittedBy) await new Promise(resolve => setTimeout(resolve, 2))
-    t.equal(server.service.batcher.queueDepth, 2, 'Q_B and Q_C queued behind Q_A')
+    while (server.service.queueDepth < 2 && Date.now() < admittedBy) await new Promise(resolve => setTimeout(resolve, 2))
+    t.equal(server.service.queueDepth, 2, 'Q_B and Q_C queued behind Q_A')
     await new Promise(resolve => setTimeout(resolve, 20))
     gate.open()
     const first = await ws.next()
