@@ -6,6 +6,7 @@ import { logEvents } from '../log/log-events.js'
 import { StateKeeper } from '../features/state-keeper.js'
 import { ServiceMetrics } from '../metrics/service-metrics.js'
 import { ModelManager, type ReloadOutcome } from '../model/model-manager.js'
+import { Monitor } from '../monitoring/monitor.js'
 import { PredictionService } from '../service/prediction-service.js'
 import { AdminRoutes } from './http/admin-routes.js'
 import { DocsRoutes } from './http/docs-routes.js'
@@ -28,6 +29,8 @@ export class PredictionServer {
   readonly metrics: ServiceMetrics
   readonly log: Logger
   readonly models: ModelManager
+  /** Realized outcomes, feature drift and capture_dir (docs/monitoring.md). */
+  readonly monitor: Monitor
   private readonly app: uws.TemplatedApp
   private listenSocket: uws.us_listen_socket | null = null
   private boundPort = 0
@@ -43,6 +46,7 @@ export class PredictionServer {
     this.log = log
     const service: { current: PredictionService | null } = { current: null }
     const models: { current: ModelManager | null } = { current: null }
+    const monitor: { current: Monitor | null } = { current: null }
     this.metrics = new ServiceMetrics({
       queueDepth: () => service.current?.batcher.queueDepth ?? 0,
       workers: () => service.current?.currentModel?.workers ?? 0,
@@ -51,8 +55,8 @@ export class PredictionServer {
       processMetrics: true,
       windowMs: config.metricsWindowS * 1000,
       extra: {
-        json: () => models.current?.metricsJson() ?? {},
-        prometheus: (w) => { models.current?.writePrometheus(w) },
+        json: () => ({ ...models.current?.metricsJson(), ...monitor.current?.metricsJson() }),
+        prometheus: (w) => { models.current?.writePrometheus(w); monitor.current?.writePrometheus(w) },
       },
     })
     const metrics = this.metrics
@@ -71,6 +75,9 @@ export class PredictionServer {
       recordBatchFailure: (rows, err) => { logEvents.batchFailed(log, rows, err) },
     })
     service.current = this.service
+    this.monitor = new Monitor(config, log, () => this.service.currentModel)
+    this.service.features.listener = this.monitor
+    monitor.current = this.monitor
     this.models = new ModelManager(config, this.service, log)
     models.current = this.models
     this.stateKeeper = config.stateFile === null
@@ -209,6 +216,7 @@ export class PredictionServer {
     }
     // After the drain: features are updated when a request is admitted, and from here none can
     // be, so the saved state includes every request that was answered (or abandoned) above.
+    await this.monitor.close(this.service.features)
     await this.stateKeeper?.stop()
     this.wsServer?.closeAll()
     await this.models.close()
