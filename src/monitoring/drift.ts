@@ -70,7 +70,7 @@ export class DriftMonitor {
   private count = 0
   private reference: FeatureReference | null = null
   /** Per feature: its reference, or null when the reference does not cover it. */
-  private refs: Array<{ edges: Float64Array, expected: Float64Array, nanShare: number } | null> = []
+  private refs: Array<{ edges: Float64Array, expected: Float64Array, nanShare: number, binned: boolean } | null> = []
   private bins = 0
   private counts = new Int32Array(0)
   private readonly nanCounts = new Int32Array(kFeatureCount)
@@ -91,7 +91,9 @@ export class DriftMonitor {
     this.bins = ref?.bins ?? 0
     this.refs = kFeatureNames.map((name) => {
       const f = ref?.features[name]
-      return f === undefined ? null : { edges: Float64Array.from(f.edges), expected: Float64Array.from(f.expected), nanShare: f.nan_share }
+      // A feature that was always NaN in training (no order book in candles) has no distribution:
+      // only its NaN share is compared.
+      return f === undefined ? null : { edges: Float64Array.from(f.edges), expected: Float64Array.from(f.expected), nanShare: f.nan_share, binned: f.expected.some(e => e > 0) }
     })
     this.counts = new Int32Array(kFeatureCount * this.bins)
     const cap = this.capacity
@@ -118,7 +120,7 @@ export class DriftMonitor {
       const v = this.rows[base + f]!
       if (v !== v) { if (nans) this.nanCounts[f]! += delta; continue }
       const r = this.refs[f]
-      if (r == null) continue
+      if (r == null || !r.binned) continue
       this.counts[f * this.bins + binOf(r.edges, v)]! += delta
     }
   }
@@ -131,7 +133,7 @@ export class DriftMonitor {
       const valued = this.count - nan
       const r = this.refs[f] ?? null
       let value: number | null = null
-      if (r !== null && valued > 0) value = psi(this.counts.subarray(f * this.bins, (f + 1) * this.bins), valued, r.expected)
+      if (r !== null && r.binned && valued > 0) value = psi(this.counts.subarray(f * this.bins, (f + 1) * this.bins), valued, r.expected)
       out.push({
         feature: kFeatureNames[f]!,
         psi: value,
