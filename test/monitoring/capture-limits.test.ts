@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { listCaptureFiles, readCaptureFiles } from '../../src/features/capture-file.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 
@@ -15,7 +15,7 @@ const kBarMs = 60_000
 const kBar0 = Math.floor((Date.now() - 5 * 3_600_000) / kBarMs) * kBarMs
 
 /** `n` bars of `symbol` from `first`, one request each (answers checked: capture never fails one). */
-async function bars (t: Tap.Test, url: string, symbol: string, first: number, n: number): Promise<void> {
+async function bars (t: Test, url: string, symbol: string, first: number, n: number): Promise<void> {
   const requests = []
   for (let b = first; b < first + n; b++) {
     requests.push({ symbol, price: 600 + Math.sin(b) * 5 + b * 1e-3, volume: 1000 + b, timestamp_ms: kBar0 + b * kBarMs, bid_volume: b % 17, ask_volume: 3, best_bid: 599, best_ask: 601 })
@@ -76,7 +76,7 @@ t.test('a full disk is counted, the file stays readable, requests are answered',
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt], { stdio: 'ignore' })
   } catch {
-    t.skip('cannot mount a small tmpfs here (not root)')
+    t.pass('skipped', { skip: 'cannot mount a small tmpfs here (not root)' })
     return
   }
   t.teardown(() => { execFileSync('umount', ['-l', mnt], { stdio: 'ignore' }) })

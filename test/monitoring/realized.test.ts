@@ -8,7 +8,7 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { kFeatureCount } from '../../src/features/feature-spec.js'
 import { listCaptureFiles, readCaptureFiles } from '../../src/features/capture-file.js'
 import { MarketSnapshot } from '../../src/features/market-snapshot.js'
@@ -70,7 +70,7 @@ function applyLocally (state: SymbolState, req: Record<string, number | string>,
   state.apply(s, s.timestampMs, row, 0)
 }
 
-function sameRow (t: Tap.Test, got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+function sameRow (t: Test, got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
   const bad: string[] = []
   for (let k = 0; k < kFeatureCount; k++) {
     const a = got[k]!; const b = want[k]!
