@@ -11,6 +11,10 @@
  * [edges[i-1], edges[i]), as src/monitoring/drift.ts bins), and its NaN share. `--write` inserts
  * the key at the end of the JSON object and leaves every other byte of the file as it was
  * (replacing an earlier feature_reference, which must then be the last key, as this script writes it).
+ *
+ *   npx tsx scripts/feature-reference.ts --matrix training/out/BNBUSDT-capture.csv [--until ...] --write models/v2.json
+ *
+ * reads the rows of a replay matrix (npm run replay; open_time_ms, the features, label) instead.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -49,18 +53,31 @@ function main (): void {
       'funding-file': { type: 'string' },
       until: { type: 'string' },
       write: { type: 'string' },
+      matrix: { type: 'string' },
     },
   })
   const dir = values['data-dir']!
   const until = values.until === undefined ? Number.POSITIVE_INFINITY : Date.parse(values.until)
-  const candles = readCandleFile(join(dir, `${values.symbol!}-1m.csv.gz`))
-  const btc = readCandleFile(join(dir, `${values['btc-symbol']!}-1m.csv.gz`))
-  const funding = values['funding-file'] === undefined ? null : readFundingFile(values['funding-file'])
   const cols: number[][] = Array.from({ length: kFeatureCount }, () => [])
-  replayCandles({ candles, btc, funding, barMs: 60_000, maxGapBars: 5 }, (t, row) => {
-    if (t >= until) return
-    for (let k = 0; k < kFeatureCount; k++) cols[k]!.push(row[k]!)
-  })
+  if (values.matrix !== undefined) {
+    const lines = readFileSync(values.matrix, 'utf8').split('\n')
+    const header = `open_time_ms,${kFeatureNames.join(',')},label`
+    if (lines[0] !== header) throw new Error(`${values.matrix}: not a replay matrix (header)`)
+    for (let i = 1; i < lines.length; i++) {
+      if (lines[i]!.length === 0) continue
+      const f = lines[i]!.split(',')
+      if (Number(f[0]) >= until || f[kFeatureCount + 1] === '') continue
+      for (let k = 0; k < kFeatureCount; k++) cols[k]!.push(Number(f[k + 1]))
+    }
+  } else {
+    const candles = readCandleFile(join(dir, `${values.symbol!}-1m.csv.gz`))
+    const btc = readCandleFile(join(dir, `${values['btc-symbol']!}-1m.csv.gz`))
+    const funding = values['funding-file'] === undefined ? null : readFundingFile(values['funding-file'])
+    replayCandles({ candles, btc, funding, barMs: 60_000, maxGapBars: 5 }, (t, row) => {
+      if (t >= until) return
+      for (let k = 0; k < kFeatureCount; k++) cols[k]!.push(row[k]!)
+    })
+  }
   const ref = featureReference(cols.map(c => Float64Array.from(c)))
   const text = JSON.stringify(ref)
   process.stderr.write(`feature_reference from ${cols[0]!.length} rows\n`)
