@@ -1,21 +1,25 @@
-import { promises as fsp } from 'node:fs'
-import { join } from 'node:path'
-import { promisify } from 'node:util'
-import { gzip as gzipCallback } from 'node:zlib'
-import { formatFloat32 } from '../features/candle-file.js'
-import { kCaptureFilePattern, kCaptureHeader, kCaptureNumeric } from '../features/capture-file.js'
-import { kFeatureSlot } from './bar-track.js'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Piscina } from 'piscina'
+import { kCaptureNumeric } from '../features/capture-file.js'
+import type { CaptureChunk, CaptureReply, CaptureWorkerData } from './capture-worker.js'
 
-const gzip = promisify(gzipCallback)
-
-/** Rows the ring holds between flushes; past it rows are dropped (and counted), never queued. */
-const kRingRows = 8192
-/** How often the ring is written out. */
+/**
+ * Rows the ring holds: one per symbol (every symbol closing a bar at the same minute boundary
+ * fits), within these bounds; past half of it a flush is started at once, past all of it rows
+ * are dropped (and counted), never queued. 4096-32768 rows of ~400 bytes: 1.6-13 MB.
+ */
+const kMinRingRows = 4096
+const kMaxRingRows = 32_768
+/** How often the ring is handed to the writer thread. */
 export const kFlushIntervalMs = 1000
-/** Retention (age) is checked this often besides at each new file. */
-const kRetentionCheckMs = 60_000
 /** One warning per error code at most this often; the counters have every occurrence. */
 const kWarnEveryMs = 60_000
+/** Chunks handed to the writer and not yet written, at most; past it the ring keeps filling. */
+const kMaxChunksInFlight = 4
+
+// The worker keeps this module's extension: `.ts` when run from source (tests, tsx), `.js` from dist/.
+const kWorkerFile = fileURLToPath(new URL(`./capture-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url))
 
 export interface CaptureOptions {
   readonly dir: string
@@ -23,64 +27,84 @@ export interface CaptureOptions {
   readonly maxAgeS: number
   readonly fileS: number
   readonly warn: (code: string, message: string) => void
-  /** Clock, for tests of rotation and retention. */
-  readonly now?: () => number
+  /** max_symbols: sizes the ring. */
+  readonly symbols?: number
 }
 
-interface FileEntry { path: string, bytes: number, mtimeMs: number }
-
 /**
- * Appends closed bars to rotating gzip CSV files, off the request path: `push` copies one row
- * into a preallocated ring; a timer (every kFlushIntervalMs) turns the ring into CSV text,
- * compresses it on the libuv thread pool (zlib async) and appends it as one gzip member (a gzip
- * file may hold many; gunzip reads them as one stream). Bounded on disk: a file is closed after
+ * Appends closed bars to rotating gzip CSV files (capture-file.ts), off the request path and off
+ * the event loop: `push` copies one row into a preallocated ring; every kFlushIntervalMs (or at
+ * once when the ring is half full) the filled part is copied out and posted to a writer thread
+ * (capture-worker.ts), which renders, compresses and appends it as one gzip member (a gzip file
+ * may hold many), rotates files and deletes old ones. Bounded on disk: a file is closed after
  * capture_file_s or a quarter of capture_max_bytes, the oldest files go first past
  * capture_max_bytes, and files last written before capture_max_age_s go. An unwritable folder or
- * a full disk costs the rows of that flush (counted, warned), never a request; a failed append is
- * cut back off the file so it stays readable, and the next flush starts a new file.
+ * a full disk costs the rows of that chunk (counted, warned), never a request; a failed append is
+ * cut back off the file so it stays readable, and the next chunk starts a new file.
  */
 export class CaptureWriter {
   private readonly options: CaptureOptions
-  private readonly now: () => number
-  private readonly numbers = new Float64Array(kRingRows * kCaptureNumeric)
-  private readonly symbols: string[] = new Array<string>(kRingRows).fill('')
-  private readonly pServing = new Float64Array(kRingRows)
-  private readonly pShadow = new Float64Array(kRingRows)
-  private readonly vServing: string[] = new Array<string>(kRingRows).fill('')
-  private readonly vShadow: string[] = new Array<string>(kRingRows).fill('')
+  private readonly capacity: number
+  private readonly numbers: Float64Array
+  private readonly symbols: string[]
+  private readonly pServing: Float64Array
+  private readonly pShadow: Float64Array
+  private readonly vServing: string[]
+  private readonly vShadow: string[]
   private count = 0
+  private earlyFlush = false
   private timer: NodeJS.Timeout | null = null
-  private writing: Promise<void> | null = null
-  private files: FileEntry[] | null = null
-  private current: FileEntry | null = null
-  private currentStartMs = 0
-  private lastRetentionMs = 0
-  private readonly lastWarn = new Map<string, number>()
+  private readonly pool: Piscina<CaptureChunk, CaptureReply>
+  private inFlight = 0
+  private idleWaiters: Array<() => void> = []
   private closed = false
-  // Counters for /metrics.
+  private readonly lastWarn = new Map<string, number>()
+  // Counters for /metrics (the writer's own, as last reported, plus rows dropped here).
   rowsWritten = 0
   rowsDropped = 0
   bytesWritten = 0
   filesDeleted = 0
-  readonly errors = new Map<string, number>()
+  files = 0
+  bytesOnDisk = 0
+  errors = new Map<string, number>()
+  private ringDropped = 0
+  private workerLost = 0
 
   constructor (options: CaptureOptions) {
     this.options = options
-    this.now = options.now ?? Date.now
+    const cap = Math.min(kMaxRingRows, Math.max(kMinRingRows, options.symbols ?? 0))
+    this.capacity = cap
+    this.numbers = new Float64Array(cap * kCaptureNumeric)
+    this.symbols = new Array<string>(cap).fill('')
+    this.pServing = new Float64Array(cap)
+    this.pShadow = new Float64Array(cap)
+    this.vServing = new Array<string>(cap).fill('')
+    this.vShadow = new Array<string>(cap).fill('')
+    this.flushSoon = this.flushSoon.bind(this)
+    const data: CaptureWorkerData = { dir: options.dir, maxBytes: options.maxBytes, maxAgeS: options.maxAgeS, fileS: options.fileS }
+    // One thread (Piscina, as the inference pool: it loads the .ts source under tsx in tests).
+    this.pool = new Piscina<CaptureChunk, CaptureReply>({
+      filename: kWorkerFile,
+      workerData: data,
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      concurrentTasksPerWorker: 1,
+    })
   }
 
   start (): void {
-    this.timer = setInterval(() => { void this.flush() }, kFlushIntervalMs)
+    this.timer = setInterval(() => { this.flush() }, kFlushIntervalMs)
     this.timer.unref()
   }
 
   /**
    * Copies one closed bar into the ring: `row` holds kCaptureNumeric numbers (bar-track.ts order).
-   * With the ring full (the disk cannot keep up) the row is dropped and counted.
+   * With the ring full (the writer cannot keep up) the row is dropped and counted.
    */
   push (symbol: string, row: Float64Array, pServing: number, vServing: string, pShadow: number, vShadow: string): void {
     if (this.closed) return
-    if (this.count === kRingRows) { this.rowsDropped++; return }
+    if (this.count === this.capacity) { this.ringDropped++; this.rowsDropped++; return }
     const at = this.count++
     this.numbers.set(row, at * kCaptureNumeric)
     this.symbols[at] = symbol
@@ -88,151 +112,103 @@ export class CaptureWriter {
     this.vServing[at] = vServing
     this.pShadow[at] = pShadow
     this.vShadow[at] = vShadow
+    if (at === this.capacity >> 1 && !this.earlyFlush) {
+      // A burst (every symbol closing its bar at once): hand over the first half now, off this turn.
+      this.earlyFlush = true
+      setImmediate(this.flushSoon)
+    }
   }
 
-  /** Writes what the ring holds; one write at a time (a flush during a write waits for it). */
-  flush (): Promise<void> {
-    if (this.writing !== null) return this.writing
-    if (this.count === 0) return Promise.resolve()
-    const text = this.render()
+  private flushSoon (): void {
+    this.earlyFlush = false
+    this.flush()
+  }
+
+  /** Hands what the ring holds to the writer thread (a copy: the ring is reused at once). */
+  flush (): void {
     const rows = this.count
+    if (rows === 0 || this.inFlight >= kMaxChunksInFlight) return
+    const chunk: CaptureChunk = {
+      kind: 'chunk',
+      rows,
+      numbers: this.numbers.slice(0, rows * kCaptureNumeric),
+      symbols: this.symbols.slice(0, rows),
+      pServing: this.pServing.slice(0, rows),
+      vServing: this.vServing.slice(0, rows),
+      pShadow: this.pShadow.slice(0, rows),
+      vShadow: this.vShadow.slice(0, rows),
+    }
     this.count = 0
-    this.writing = this.write(text, rows).finally(() => { this.writing = null })
-    return this.writing
+    this.inFlight++
+    this.pool.run(chunk, { transferList: [chunk.numbers.buffer as ArrayBuffer, chunk.pServing.buffer as ArrayBuffer, chunk.pShadow.buffer as ArrayBuffer] }).then(
+      (reply) => { this.onReply(reply) },
+      (err: unknown) => {
+        this.rowsDropped += rows
+        this.workerLost += rows
+        this.errors.set('EWORKER', (this.errors.get('EWORKER') ?? 0) + 1)
+        this.warnOnce('EWORKER', `capture writer thread failed: ${(err as Error).message}`)
+        this.inFlight--
+        this.settle()
+      })
   }
 
-  /** Stops the timer and writes what is left. */
+  private onReply (m: CaptureReply): void {
+    if (m.warning !== null) this.warnOnce(m.warning.code, m.warning.message)
+    this.inFlight--
+    this.rowsWritten = m.rowsWritten
+    this.rowsDropped = this.ringDropped + m.rowsFailed + this.workerLost
+    this.bytesWritten = m.bytesWritten
+    this.filesDeleted = m.filesDeleted
+    this.files = m.files
+    this.bytesOnDisk = m.bytesOnDisk
+    const failed = this.errors.get('EWORKER')
+    this.errors = new Map(Object.entries(m.errors))
+    if (failed !== undefined) this.errors.set('EWORKER', failed)
+    this.settle()
+    if (this.count >= this.capacity >> 1 && !this.closed) this.flush()
+  }
+
+  private settle (): void {
+    if (this.inFlight > 0 || this.idleWaiters.length === 0) return
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Resolves when every chunk handed over so far has been written (or failed). */
+  idle (): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve()
+    return new Promise(resolve => { this.idleWaiters.push(resolve) })
+  }
+
+  /** Stops the timer, writes what is left, stops the writer thread. */
   async close (): Promise<void> {
     if (this.timer !== null) { clearInterval(this.timer); this.timer = null }
-    await this.writing
-    await this.flush()
+    while (this.count > 0) {
+      await this.idle()
+      this.flush()
+    }
+    await this.idle()
     this.closed = true
-  }
-
-  get pendingRows (): number { return this.count }
-
-  private render (): string {
-    let out = ''
-    const n = this.numbers
-    for (let r = 0; r < this.count; r++) {
-      const base = r * kCaptureNumeric
-      let line = String(n[base])
-      for (let c = 1; c < kFeatureSlot; c++) line += ',' + String(n[base + c])
-      for (let c = kFeatureSlot; c < kCaptureNumeric; c++) line += ',' + formatFloat32(n[base + c]!)
-      line += ',' + encodeURIComponent(this.symbols[r]!) +
-        ',' + String(this.pServing[r]) + ',' + encodeURIComponent(this.vServing[r]!) +
-        ',' + String(this.pShadow[r]) + ',' + encodeURIComponent(this.vShadow[r]!)
-      out += line + '\n'
-      this.symbols[r] = ''
-      this.vServing[r] = ''
-      this.vShadow[r] = ''
-    }
-    return out
-  }
-
-  private async write (text: string, rows: number): Promise<void> {
-    let file: FileEntry | null = null
-    let before = 0
-    try {
-      if (this.files === null) this.files = await this.scan()
-      const now = this.now()
-      file = this.current
-      if (file === null || now - this.currentStartMs >= this.options.fileS * 1000 || file.bytes >= this.options.maxBytes / 4) {
-        file = await this.newFile(now)
-        text = kCaptureHeader + '\n' + text
-      }
-      before = file.bytes
-      const gz = await gzip(text)
-      await fsp.appendFile(file.path, gz)
-      file.bytes += gz.length
-      file.mtimeMs = now
-      this.bytesWritten += gz.length
-      this.rowsWritten += rows
-      await this.enforce(now)
-    } catch (err) {
-      this.rowsDropped += rows
-      const code = (err as NodeJS.ErrnoException).code ?? 'EUNKNOWN'
-      this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
-      if (file !== null) {
-        // A partial gzip member would make the rest of the file unreadable: cut it back, and start
-        // a new file next time (a full disk may have freed up by then).
-        await fsp.truncate(file.path, before).catch(() => {})
-        file.bytes = before
-        this.current = null
-      }
-      this.warnOnce(code, `capture to ${this.options.dir} failed (${code}): ${(err as Error).message}; ${rows} rows lost`)
-    }
+    await this.pool.close()
   }
 
   private warnOnce (code: string, message: string): void {
-    const now = this.now()
+    const now = Date.now()
     const last = this.lastWarn.get(code)
     if (last !== undefined && now - last < kWarnEveryMs) return
     this.lastWarn.set(code, now)
     this.options.warn(code, message)
   }
 
-  /** The capture files already in the folder (a restart keeps them under the same limits). */
-  private async scan (): Promise<FileEntry[]> {
-    await fsp.mkdir(this.options.dir, { recursive: true })
-    const names = (await fsp.readdir(this.options.dir)).filter(n => kCaptureFilePattern.test(n)).sort()
-    const out: FileEntry[] = []
-    for (const name of names) {
-      const path = join(this.options.dir, name)
-      const st = await fsp.stat(path).catch(() => null)
-      if (st !== null && st.isFile()) out.push({ path, bytes: st.size, mtimeMs: st.mtimeMs })
-    }
-    return out
-  }
-
-  private async newFile (now: number): Promise<FileEntry> {
-    const stamp = new Date(now).toISOString().replace(/[-:.]/g, '') // 20261201T153035123Z
-    let path = join(this.options.dir, `capture-${stamp}.csv.gz`)
-    for (let i = 1; ; i++) {
-      try {
-        await fsp.writeFile(path, new Uint8Array(0), { flag: 'wx' })
-        break
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || i > 100) throw err
-        path = join(this.options.dir, `capture-${stamp}-${i}.csv.gz`)
-      }
-    }
-    const entry = { path, bytes: 0, mtimeMs: now }
-    this.files!.push(entry)
-    this.current = entry
-    this.currentStartMs = now
-    this.lastRetentionMs = 0
-    return entry
-  }
-
-  /** Oldest first past capture_max_bytes (never the file being written), then by age. */
-  private async enforce (now: number): Promise<void> {
-    const files = this.files!
-    let total = 0
-    for (const f of files) total += f.bytes
-    const ageDue = now - this.lastRetentionMs >= kRetentionCheckMs
-    if (ageDue) this.lastRetentionMs = now
-    while (files.length > 1) {
-      const oldest = files[0]!
-      const tooOld = ageDue && now - oldest.mtimeMs > this.options.maxAgeS * 1000
-      if (total <= this.options.maxBytes && !tooOld) break
-      await fsp.unlink(oldest.path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
-      files.shift()
-      total -= oldest.bytes
-      this.filesDeleted++
-    }
-  }
-
   json (): Record<string, unknown> {
-    let bytes = 0
-    for (const f of this.files ?? []) bytes += f.bytes
     return {
       dir: this.options.dir,
       rows_written: this.rowsWritten,
       rows_dropped: this.rowsDropped,
       bytes_written: this.bytesWritten,
-      files: this.files?.length ?? 0,
-      bytes_on_disk: bytes,
+      files: this.files,
+      bytes_on_disk: this.bytesOnDisk,
       files_deleted: this.filesDeleted,
       errors: Object.fromEntries(this.errors),
     }

@@ -41,6 +41,7 @@ export class Monitor implements BarListener {
         maxAgeS: config.captureMaxAgeS,
         fileS: config.captureFileS,
         warn: (code, message) => { log.warn({ event: 'capture_failed', code }, message) },
+        symbols: config.maxSymbols,
       })
     this.capture?.start()
   }
