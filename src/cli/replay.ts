@@ -2,6 +2,10 @@
  * Replays historical candles through the serving feature code and writes the training matrix.
  *
  *   npm run replay -- --data-dir data --symbol BNBUSDT --out training/out/BNBUSDT-matrix.csv
+ *   npm run replay -- --capture-dir /var/lib/ml/capture --symbol BNBUSDT   (the server's capture_dir files)
+ *
+ * Capture files (docs/monitoring.md) are candle files with more columns: their BTC price, order
+ * book and funding are what the server saw in each bar, so the order-book features are real.
  *
  * Each candle becomes one request (price = close, the candle's open/high/low/volume, BTC's close of
  * the same minute as btc_price, timestamp_ms = open time), applied to a `SymbolState` exactly as a
