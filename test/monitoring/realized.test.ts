@@ -13,7 +13,7 @@ import { kFeatureCount } from '../../src/features/feature-spec.js'
 import { listCaptureFiles, readCaptureFiles } from '../../src/features/capture-file.js'
 import { MarketSnapshot } from '../../src/features/market-snapshot.js'
 import { SymbolState } from '../../src/features/symbol-state.js'
-import { replayBars } from '../../src/cli/replay.js'
+import { replayCandles } from '../../src/cli/replay.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 import { RawWs, wsUrl } from '../ws/ws-test-client.js'
 
@@ -145,7 +145,7 @@ t.test('scripted bars over HTTP and /ws: exact realized figures; capture replays
     exact.set(symbol, m)
     // The replay of the capture computes the same rows (order book, BTC and funding from the file).
     let replayed = 0
-    replayBars({ candles: cap, btc: null, funding: null, barMs: kBarMs, maxGapBars: 5, captured: cap }, (i, _t, features) => {
+    replayCandles({ candles: cap, btc: null, funding: null, barMs: kBarMs, maxGapBars: 5, captured: cap, everyRow: true }, (_t, features, _label, _state, i) => {
       sameRow(t, features, cap.features.subarray(i * kFeatureCount, (i + 1) * kFeatureCount), `${symbol} row ${i}: replay = capture`)
       replayed++
     })
