@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { kFeatureCount } from '../features/feature-spec.js'
+import { kServing } from '../monitoring/bar-track.js'
 import {
   kStatusDeadlineExceeded, kStatusInternal, kStatusOk, kStatusShuttingDown, PendingRequest,
 } from './pending-request.js'
@@ -45,7 +46,7 @@ export interface BatcherMetrics {
  * handed back with the results or the failure.
  */
 export interface BatchObserver {
-  onDispatch (features: Float32Array, rows: number): number
+  onDispatch (features: Float32Array, rows: number, requests?: ReadonlyArray<PendingRequest | null>): number
   onResult (ticket: number, probabilities: Float32Array, rows: number): void
   onFailure (ticket: number): void
 }
@@ -312,7 +313,7 @@ export class DynamicBatcher {
     }
     batch.runner = runner
     batch.observer = this.observer
-    batch.ticket = this.observer === null ? -1 : this.observer.onDispatch(batch.features, kept)
+    batch.ticket = this.observer === null ? -1 : this.observer.onDispatch(batch.features, kept, batch.requests)
     this.inFlightBatches++
     this.inFlightRequests += kept
     runner.dispatch(batch.buffer, kept, batch)
@@ -334,6 +335,8 @@ export class DynamicBatcher {
       req.probability = out[i]!
       req.modelVersion = runner.modelVersion
       req.modelVersionJson = runner.modelVersionJson
+      const track = req.track
+      if (track !== null) track.record(kServing, req.bar, req.seq, out[i]!, runner.modelVersion)
       this.finish(req)
     }
     this.afterBatch(batch, rows)

@@ -1,3 +1,5 @@
+import type { BarTrack } from '../monitoring/bar-track.js'
+
 /** Outcome of a queued request, set by the batcher before it calls the sink. */
 export const kStatusPending = 0
 export const kStatusOk = 1
@@ -39,6 +41,10 @@ export class PendingRequest {
   /** JSON-escaped model version of the model that computed the answer. */
   modelVersionJson = ''
   modelVersion = ''
+  /** Realized-outcome bookkeeping (monitoring/bar-track.ts): the symbol's track, bar and request seq. */
+  track: BarTrack | null = null
+  bar = -1
+  seq = 0
 
   clear (): void {
     this.sink = null
@@ -48,5 +54,6 @@ export class PendingRequest {
     this.probability = Number.NaN
     this.modelVersionJson = ''
     this.modelVersion = ''
+    this.track = null
   }
 }

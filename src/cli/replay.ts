@@ -2,6 +2,10 @@
  * Replays historical candles through the serving feature code and writes the training matrix.
  *
  *   npm run replay -- --data-dir data --symbol BNBUSDT --out training/out/BNBUSDT-matrix.csv
+ *   npm run replay -- --capture-dir /var/lib/ml/capture --symbol BNBUSDT   (the server's capture_dir files)
+ *
+ * Capture files (docs/monitoring.md) are candle files with more columns: their BTC price, order
+ * book and funding are what the server saw in each bar, so the order-book features are real.
  *
  * Each candle becomes one request (price = close, the candle's open/high/low/volume, BTC's close of
  * the same minute as btc_price, timestamp_ms = open time), applied to a `SymbolState` exactly as a
@@ -20,7 +24,8 @@ import { pathToFileURL } from 'node:url'
 import { kFeatureCount, kFeatureNames } from '../features/feature-spec.js'
 import { MarketSnapshot } from '../features/market-snapshot.js'
 import { SymbolState } from '../features/symbol-state.js'
-import { readCandleFile, readFundingFile, type CandleColumns } from '../features/candle-file.js'
+import { formatFloat32, readCandleFile, readFundingFile, type CandleColumns } from '../features/candle-file.js'
+import { listCaptureFiles, readCaptureFiles, type CaptureColumns } from '../features/capture-file.js'
 import { parseInputSpec, WindowInputWriter, type WindowedInputSpec } from '../features/window-input.js'
 
 export interface ReplayInput {
@@ -31,6 +36,13 @@ export interface ReplayInput {
   readonly maxGapBars: number
   /** Report tie bars to `onRow` with label null instead of dropping them (for backtests). */
   readonly keepTies?: boolean
+  /** Report every candle: unlabelled ones (a gap, the last) and ties with label null. */
+  readonly everyRow?: boolean
+  /**
+   * Capture files' extra columns (capture_dir, docs/monitoring.md): BTC, order book and funding as
+   * the server saw them in each bar; `btc` and `funding` are then not used.
+   */
+  readonly captured?: CaptureColumns | null
 }
 
 export interface ReplayStats {
@@ -49,8 +61,12 @@ export interface ReplayStats {
  * e.g. `recentCloses`; never apply to it), `index` the candle's position in `candles`.
  */
 export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, features: Float32Array, label: 0 | 1 | null, state: SymbolState, index: number) => void): ReplayStats {
-  const { candles, btc, funding, barMs, maxGapBars } = input
-  const keepTies = input.keepTies === true
+  const { candles, barMs, maxGapBars } = input
+  const everyRow = input.everyRow === true
+  const keepTies = input.keepTies === true || everyRow
+  const captured = input.captured ?? null
+  const btc = captured === null ? input.btc : null
+  const funding = captured === null ? input.funding : null
   const state = new SymbolState(barMs, maxGapBars)
   const snapshot = new MarketSnapshot()
   const row = new Float32Array(kFeatureCount)
@@ -71,6 +87,16 @@ export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, f
       if (b < btc.length && btc.openTimeMs[b] === t) snapshot.btcPrice = btc.close[b]!
       else stats.btcMissing++
     }
+    if (captured !== null) {
+      snapshot.btcPrice = captured.btcPrice[i]!
+      snapshot.bidVolume = captured.bidVolume[i]!
+      snapshot.askVolume = captured.askVolume[i]!
+      snapshot.bestBid = captured.bestBid[i]!
+      snapshot.bestAsk = captured.bestAsk[i]!
+      snapshot.bidDepth5 = captured.bidDepth5[i]!
+      snapshot.askDepth5 = captured.askDepth5[i]!
+      snapshot.fundingRate = captured.fundingRate[i]!
+    }
     if (funding !== null) {
       // Funding settles at the event time; a bar sees the last rate settled before it closes.
       while (f + 1 < funding.timeMs.length && funding.timeMs[f + 1]! < t + barMs) f++
@@ -80,7 +106,7 @@ export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, f
     state.apply(snapshot, t, row, 0)
 
     const next = i + 1 < candles.length ? candles.openTimeMs[i + 1]! : Number.NaN
-    if (next !== t + barMs) { stats.unlabelled++; continue }
+    if (next !== t + barMs) { stats.unlabelled++; if (everyRow) onRow(t, row, null, state, i); continue }
     const nextClose = candles.close[i + 1]!
     const close = candles.close[i]!
     if (nextClose === close) {
@@ -96,17 +122,7 @@ export function replayCandles (input: ReplayInput, onRow: (openTimeMs: number, f
   return stats
 }
 
-/** Shortest decimal that parses back to the same float32, so the file is exact and compact. */
-export function formatFloat32 (v: number): string {
-  if (v !== v) return 'NaN'
-  if (v === Number.POSITIVE_INFINITY) return 'Infinity'
-  if (v === Number.NEGATIVE_INFINITY) return '-Infinity'
-  for (let p = 6; p < 10; p++) {
-    const s = v.toPrecision(p)
-    if (Math.fround(Number(s)) === v) return String(Number(s))
-  }
-  return String(v)
-}
+export { formatFloat32 }
 
 /** Bytes before the data in the .npy files written here: fixed, so the row count can be patched in at the end. */
 const kNpyHeaderBytes = 128
@@ -215,6 +231,7 @@ async function main (): Promise<void> {
       'symbol-file': { type: 'string' },
       'btc-file': { type: 'string' },
       'funding-file': { type: 'string' },
+      'capture-dir': { type: 'string' },
       'no-btc': { type: 'boolean', default: false },
       out: { type: 'string' },
       'bar-ms': { type: 'string', default: '60000' },
@@ -233,6 +250,8 @@ async function main (): Promise<void> {
     process.stdout.write('usage: npm run replay -- [--data-dir data] [--symbol BNBUSDT] [--btc-symbol BTCUSDT]\n' +
       '         [--symbol-file F] [--btc-file F] [--funding-file F] [--no-btc] [--out training/out/SYMBOL-matrix.csv]\n' +
       '         [--bar-ms 60000] [--max-gap-bars 5] [--keep-ties]\n' +
+      '  --capture-dir DIR  read the server\'s capture files (capture_dir) for --symbol instead: real order book,\n' +
+      '               BTC and funding as served (docs/monitoring.md)\n' +
       '  --keep-ties  also write tie bars (next close unchanged) with an empty label: train.py does not fit\n' +
       '               on them, its backtest counts them as trades that lose (training/README.md)\n' +
       '       windowed inputs for a windowed member (docs/phase2.md), written as .npy + .index.csv + .json:\n' +
@@ -252,9 +271,17 @@ async function main (): Promise<void> {
   if (!Number.isInteger(barMs) || barMs <= 0) throw new Error(`--bar-ms must be a positive integer, got "${values['bar-ms']!}"`)
   if (!Number.isInteger(maxGapBars) || maxGapBars < 1) throw new Error(`--max-gap-bars must be an integer >= 1, got "${values['max-gap-bars']!}"`)
 
-  const candles = readCandleFile(symbolFile)
-  const btc = btcFile === null ? null : readCandleFile(btcFile)
-  const funding = values['funding-file'] === undefined ? null : readFundingFile(values['funding-file'])
+  const captureDir = values['capture-dir'] ?? null
+  let captured: CaptureColumns | null = null
+  if (captureDir !== null) {
+    const files = listCaptureFiles(captureDir)
+    if (files.length === 0) throw new Error(`--capture-dir ${captureDir}: no capture-*.csv.gz files`)
+    captured = readCaptureFiles(files, symbol)
+    if (captured.length === 0) throw new Error(`--capture-dir ${captureDir}: no bars of symbol ${symbol} in ${files.length} files`)
+  }
+  const candles = captured ?? readCandleFile(symbolFile)
+  const btc = btcFile === null || captured !== null ? null : readCandleFile(btcFile)
+  const funding = values['funding-file'] === undefined || captured !== null ? null : readFundingFile(values['funding-file'])
 
   mkdirSync(dirname(out), { recursive: true })
   if (inputKind !== 'tabular') {
@@ -289,7 +316,7 @@ async function main (): Promise<void> {
   stream.write(`open_time_ms,${kFeatureNames.join(',')},label\n`)
   let chunk = ''
   const keepTies = values['keep-ties'] === true
-  const stats = replayCandles({ candles, btc, funding, barMs, maxGapBars, keepTies }, (t, features, label) => {
+  const stats = replayCandles({ candles, btc, funding, barMs, maxGapBars, keepTies, captured }, (t, features, label) => {
     let line = String(t)
     for (let k = 0; k < features.length; k++) line += ',' + formatFloat32(features[k]!)
     chunk += line + ',' + (label === null ? '' : String(label)) + '\n'
@@ -297,7 +324,8 @@ async function main (): Promise<void> {
   })
   stream.end(chunk)
   await new Promise<void>((resolve, reject) => { stream.on('finish', resolve); stream.on('error', reject) })
-  process.stdout.write(`replay: ${symbolFile}${btcFile !== null ? ` + ${btcFile}` : ''} -> ${out}\n` +
+  const source = captureDir !== null ? `capture ${captureDir} (${symbol})` : `${symbolFile}${btcFile !== null ? ` + ${btcFile}` : ''}`
+  process.stdout.write(`replay: ${source} -> ${out}\n` +
     `  candles ${stats.candles}, labelled rows ${stats.rows}, ties ${keepTies ? 'kept with an empty label' : 'dropped'} ${stats.ties}, ` +
     `unlabelled (gap or last) ${stats.unlabelled}, history resets ${stats.resets}, minutes without BTC ${stats.btcMissing}\n`)
 }

@@ -179,6 +179,7 @@ function build (layers: readonly Layer[], problems: string[]): Config {
   config.workers = settings.workers === 0 ? defaultWorkerCount() : settings.workers
   config.shadowModelPath = settings.shadow_model_path === null ? null : resolve(settings.shadow_model_path)
   config.stateFile = settings.state_file === null ? null : resolve(settings.state_file)
+  config.captureDir = settings.capture_dir === null ? null : resolve(settings.capture_dir)
   return deepFreeze(config as unknown as Config)
 }
 
@@ -208,6 +209,7 @@ function checkLayer (validate: ValidateFunction, layer: Layer, problems: string[
 function expectation (spec: SettingSpec, error: ErrorObject): string {
   switch (spec.kind) {
     case 'integer': return error.keyword === 'maximum' ? `an integer <= ${spec.max}` : `an integer >= ${spec.min}`
+    case 'number': return error.keyword === 'maximum' ? `a number <= ${spec.max}` : `a number >= ${spec.min}`
     case 'boolean': return 'true or false'
     case 'enum': return `one of ${(spec.values ?? []).join(', ')}`
     case 'nullable-string': return 'a non-empty string or null'
@@ -301,6 +303,9 @@ function parseString (spec: SettingSpec, text: string): { ok: true, value: unkno
     case 'integer':
       // Number() would also take '', ' 1', '0x10' and '1e3'; a setting is written in plain digits.
       return /^-?\d+$/.test(text) ? { ok: true, value: Number(text) } : { ok: false }
+    case 'number':
+      // Plain decimals only ('0.55', '1'), for the same reason.
+      return /^-?\d+(\.\d+)?$/.test(text) ? { ok: true, value: Number(text) } : { ok: false }
     case 'boolean': {
       const lower = text.toLowerCase()
       if (lower === 'true' || lower === '1') return { ok: true, value: true }

@@ -47,6 +47,13 @@ export interface RawSettings {
   watch_models: boolean
   shadow_model_path: string | null
   metrics_window_s: number
+  capture_dir: string | null
+  capture_max_bytes: number
+  capture_max_age_s: number
+  capture_file_s: number
+  evaluation_window: number
+  evaluation_threshold: number
+  drift_window: number
 }
 
 export type SettingKey = keyof RawSettings
@@ -93,6 +100,14 @@ export interface Config {
   readonly shadowModelPath: string | null
   /** Recent window of the /metrics distributions, seconds. */
   readonly metricsWindowS: number
+  /** Absolute when set, like modelPath. */
+  readonly captureDir: string | null
+  readonly captureMaxBytes: number
+  readonly captureMaxAgeS: number
+  readonly captureFileS: number
+  readonly evaluationWindow: number
+  readonly evaluationThreshold: number
+  readonly driftWindow: number
 }
 
 type CamelCase<S extends string> = S extends `${infer H}_${infer T}` ? `${H}${Capitalize<CamelCase<T>>}` : S
@@ -102,7 +117,7 @@ type Equal<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
 const kConfigMatchesRawSettings: Equal<Config, { readonly [K in SettingKey as CamelCase<K>]: RawSettings[K] }> = true
 void kConfigMatchesRawSettings
 
-export type SettingKind = 'string' | 'integer' | 'boolean' | 'enum' | 'nullable-string'
+export type SettingKind = 'string' | 'integer' | 'number' | 'boolean' | 'enum' | 'nullable-string'
 
 export interface SettingSpec<K extends SettingKey = SettingKey> {
   readonly kind: SettingKind
@@ -258,6 +273,34 @@ export const kSettings: SettingsTable = {
     kind: 'integer', min: 10, max: 3600, default: 60, env: 'METRICS_WINDOW_S', flag: 'metrics-window-s',
     description: 'Recent window of the /metrics latency, queue-wait, inference, batch-size and event-loop percentiles, and of the Prometheus summary quantiles; it moves in steps of a sixth of it (s).',
   },
+  capture_dir: {
+    kind: 'nullable-string', default: null, env: 'CAPTURE_DIR', flag: 'capture-dir',
+    description: 'Append every symbol\'s closed bar (candle, order book, BTC, funding, the feature row, each model\'s probability) to gzip CSV files in this folder, readable by npm run replay -- --capture-dir; null (or empty CAPTURE_DIR) captures nothing. Give each server its own folder (docs/monitoring.md).',
+  },
+  capture_max_bytes: {
+    kind: 'integer', min: 65_536, max: 1_099_511_627_776, default: 1_073_741_824, env: 'CAPTURE_MAX_BYTES', flag: 'capture-max-bytes',
+    description: 'Capture files kept, in bytes at most; the oldest file is deleted first, and a file is closed for a new one past a quarter of this.',
+  },
+  capture_max_age_s: {
+    kind: 'integer', min: 1, max: 31_536_000, default: 604_800, env: 'CAPTURE_MAX_AGE_S', flag: 'capture-max-age-s',
+    description: 'A capture file last written longer ago than this is deleted (s).',
+  },
+  capture_file_s: {
+    kind: 'integer', min: 1, max: 604_800, default: 3600, env: 'CAPTURE_FILE_S', flag: 'capture-file-s',
+    description: 'A capture file is closed for a new one after this long (s).',
+  },
+  evaluation_window: {
+    kind: 'integer', min: 10, max: 1_000_000, default: 1000, env: 'EVALUATION_WINDOW', flag: 'evaluation-window',
+    description: 'Realized outcomes: the recent window, in labelled bars per model version, beside the since-start figures.',
+  },
+  evaluation_threshold: {
+    kind: 'number', min: 0.5, max: 1, default: 0.55, env: 'EVALUATION_THRESHOLD', flag: 'evaluation-threshold',
+    description: 'Realized outcomes: the bot\'s confidence_threshold; hit rate and coverage are also reported for predictions whose confidence max(p, 1-p) reaches it.',
+  },
+  drift_window: {
+    kind: 'integer', min: 10, max: 1_000_000, default: 1000, env: 'DRIFT_WINDOW', flag: 'drift-window',
+    description: 'Feature drift: PSI and NaN shares over the feature rows of this many last closed bars (all symbols).',
+  },
 }
 
 export const kSettingKeys = Object.freeze(Object.keys(kSettings) as SettingKey[])
@@ -325,6 +368,7 @@ export function settingsJsonSchema (complete: boolean): Record<string, unknown> 
 function propertySchema (spec: SettingSpec): Record<string, unknown> {
   switch (spec.kind) {
     case 'integer': return { type: 'integer', minimum: spec.min, maximum: spec.max }
+    case 'number': return { type: 'number', minimum: spec.min, maximum: spec.max }
     case 'boolean': return { type: 'boolean' }
     case 'enum': return { type: 'string', enum: [...(spec.values ?? [])] }
     case 'nullable-string': return { type: ['string', 'null'], minLength: 1 }
@@ -338,6 +382,7 @@ function propertySchema (spec: SettingSpec): Record<string, unknown> {
 export function describeType (spec: SettingSpec): string {
   switch (spec.kind) {
     case 'integer': return `an integer from ${spec.min} to ${spec.max}`
+    case 'number': return `a number from ${spec.min} to ${spec.max}`
     case 'boolean': return 'true or false'
     case 'enum': return `one of ${(spec.values ?? []).join(', ')}`
     case 'nullable-string': return 'a non-empty string or null'
@@ -371,7 +416,7 @@ export function renderHelp (): string {
   ]
   for (const key of kSettingKeys) {
     const spec: SettingSpec = kSettings[key]
-    const arg = spec.kind === 'integer' ? '<int>' : spec.kind === 'boolean' ? '<bool>' : spec.kind === 'enum' ? '<value>' : '<string>'
+    const arg = spec.kind === 'integer' ? '<int>' : spec.kind === 'number' ? '<num>' : spec.kind === 'boolean' ? '<bool>' : spec.kind === 'enum' ? '<value>' : '<string>'
     rows.push([`--${spec.flag} ${arg}`,
       `${spec.description} Must be ${describeType(spec)}. Env ${spec.env}, default ${JSON.stringify(spec.default)}.`])
   }

@@ -59,3 +59,15 @@ export function readFundingFile (path: string): { timeMs: Float64Array, rate: Fl
   })
   return { timeMs, rate }
 }
+
+/** Shortest decimal that parses back to the same float32, so the file is exact and compact. */
+export function formatFloat32 (v: number): string {
+  if (v !== v) return 'NaN'
+  if (v === Number.POSITIVE_INFINITY) return 'Infinity'
+  if (v === Number.NEGATIVE_INFINITY) return '-Infinity'
+  for (let p = 6; p < 10; p++) {
+    const s = v.toPrecision(p)
+    if (Math.fround(Number(s)) === v) return String(Number(s))
+  }
+  return String(v)
+}

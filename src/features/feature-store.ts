@@ -1,5 +1,12 @@
 import type { MarketSnapshot } from './market-snapshot.js'
-import { SymbolState, type ApplyStatus } from './symbol-state.js'
+import { SymbolState, kApplyOk, type ApplyStatus } from './symbol-state.js'
+import { BarTrack } from '../monitoring/bar-track.js'
+
+/** Told when a symbol's bar closes (before it is folded into the history) and when a symbol is evicted. */
+export interface BarListener {
+  barClosing (symbol: string, state: SymbolState): void
+  evicted (symbol: string, state: SymbolState): void
+}
 
 export interface FeatureStoreOptions {
   readonly barMs: number
@@ -22,6 +29,12 @@ export class FeatureStore {
   /** Last symbol touched: repeated ticks of one symbol skip the LRU reordering. */
   private lastSymbol: string | null = null
   evictions = 0
+  /** Realized outcomes and capture (monitoring/monitor.ts); null: no per-bar bookkeeping at all. */
+  listener: BarListener | null = null
+  /** After an applied request with a listener: the symbol's track, its bar and the request's seq. */
+  lastTrack: BarTrack | null = null
+  lastBar = -1
+  lastSeq = 0
 
   constructor (options: FeatureStoreOptions) {
     this.options = options
@@ -43,7 +56,18 @@ export class FeatureStore {
       this.states.set(symbol, state)
     }
     this.lastSymbol = symbol
-    return state.apply(snapshot, arrivalMs, out, offset)
+    const listener = this.listener
+    if (listener === null) return state.apply(snapshot, arrivalMs, out, offset)
+    // A request opening a later bar closes the current one: the listener sees it as served.
+    if (state.barIndex >= 0 && state.barOf(snapshot, arrivalMs) > state.barIndex) listener.barClosing(symbol, state)
+    const status = state.apply(snapshot, arrivalMs, out, offset)
+    if (status === kApplyOk) {
+      const track = state.track ?? (state.track = new BarTrack())
+      this.lastTrack = track
+      this.lastBar = state.barIndex
+      this.lastSeq = track.note(snapshot, state.barIndex)
+    }
+    return status
   }
 
   get barMs (): number { return this.options.barMs }
@@ -83,8 +107,10 @@ export class FeatureStore {
   private evictOldest (): void {
     const oldest = this.states.keys().next()
     if (oldest.done === true) return
+    const state = this.states.get(oldest.value)!
     this.states.delete(oldest.value)
     if (this.lastSymbol === oldest.value) this.lastSymbol = null
+    this.listener?.evicted(oldest.value, state)
     this.evictions++
   }
 }

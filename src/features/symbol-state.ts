@@ -1,6 +1,7 @@
 import { kFeatureCount } from './feature-spec.js'
 import type { MarketSnapshot } from './market-snapshot.js'
 import { RecentValues, RollingPairStats, RollingStats, varianceFromSums } from './rolling-window.js'
+import type { BarTrack } from '../monitoring/bar-track.js'
 
 /**
  * Rolling indicators for one symbol, over time bars of `barMs`.
@@ -53,6 +54,8 @@ export class SymbolState {
   close = Number.NaN
   volume = Number.NaN
   btc = Number.NaN
+  /** The monitor's record of this symbol's requests and predictions (monitoring/); not saved. */
+  track: BarTrack | null = null
 
   /** Finalized bars since the last reset. */
   private finalized = 0
@@ -219,6 +222,14 @@ export class SymbolState {
     }
     this.writeFeatures(snapshot, out, offset)
     return kApplyOk
+  }
+
+  /**
+   * The feature row of the current bar as it stands, for a request with `s`'s order-book and
+   * funding fields and price = the bar's close: the row the bar's latest request got (monitor).
+   */
+  featuresNow (s: MarketSnapshot, out: Float32Array | Float64Array, offset: number): void {
+    this.writeFeatures(s, out, offset)
   }
 
   private openBar (bar: number, s: MarketSnapshot): void {

@@ -1,4 +1,6 @@
 import type { BatchObserver } from '../batching/dynamic-batcher.js'
+import type { PendingRequest } from '../batching/pending-request.js'
+import { kShadow, type BarTrack } from '../monitoring/bar-track.js'
 import { kFeatureCount } from '../features/feature-spec.js'
 import type { LoadedModel } from './model-loader.js'
 
@@ -58,7 +60,7 @@ export class ShadowScorer<Candidate extends ShadowCandidate = LoadedModel> imple
     this.maxInFlight = maxInFlight
   }
 
-  onDispatch (features: Float32Array, rows: number): number {
+  onDispatch (features: Float32Array, rows: number, requests?: ReadonlyArray<PendingRequest | null>): number {
     if (this.pending.size >= this.maxInFlight) {
       this.skippedRows += rows
       return -1
@@ -68,8 +70,29 @@ export class ShadowScorer<Candidate extends ShadowCandidate = LoadedModel> imple
     const ticket = this.nextTicket++
     const entry: Pending = { rows, primary: null, shadow: null, primaryFailed: false }
     this.pending.set(ticket, entry)
+    // Which symbol's bar each row belongs to, for the realized outcomes of the candidate (the
+    // serving batch's requests are recycled before the candidate answers).
+    let tracks: Array<BarTrack | null> | null = null
+    let bars: Float64Array | null = null
+    if (requests !== undefined) {
+      tracks = new Array<BarTrack | null>(rows)
+      bars = new Float64Array(rows * 2)
+      for (let i = 0; i < rows; i++) {
+        const req = requests[i]!
+        tracks[i] = req.track
+        bars[2 * i] = req.bar
+        bars[2 * i + 1] = req.seq
+      }
+    }
     this.model.run(buffer, rows).then(
-      (back) => { entry.shadow = new Float32Array(back, 0, rows); this.settle(ticket, entry) },
+      (back) => {
+        entry.shadow = new Float32Array(back, 0, rows)
+        if (tracks !== null) {
+          const version = this.model.modelVersion
+          for (let i = 0; i < rows; i++) tracks[i]?.record(kShadow, bars![2 * i]!, bars![2 * i + 1]!, entry.shadow[i]!, version)
+        }
+        this.settle(ticket, entry)
+      },
       () => { this.failedBatches++; this.pending.delete(ticket) },
     )
     return ticket

@@ -5,6 +5,7 @@ import { logEvents } from '../log/log-events.js'
 import { StateKeeper } from '../features/state-keeper.js'
 import { ServiceMetrics } from '../metrics/service-metrics.js'
 import { ModelManager, type ReloadOutcome } from '../model/model-manager.js'
+import { Monitor } from '../monitoring/monitor.js'
 import { PredictionService } from '../service/prediction-service.js'
 import { AdminRoutes } from './http/admin-routes.js'
 import { DocsRoutes } from './http/docs-routes.js'
@@ -28,6 +29,8 @@ export class PredictionServer {
   readonly metrics: ServiceMetrics
   readonly log: Logger
   readonly models: ModelManager
+  /** Realized outcomes, feature drift and capture_dir (docs/monitoring.md). */
+  readonly monitor: Monitor
   private readonly app: uws.TemplatedApp
   private listenSocket: uws.us_listen_socket | null = null
   private boundPort = 0
@@ -61,6 +64,8 @@ export class PredictionServer {
       recordBatchFailure: (rows, err) => { logEvents.batchFailed(log, rows, err) },
     })
     const models = new ModelManager(config, service, log)
+    const monitor = new Monitor(config, log, () => models.serving)
+    service.features.listener = monitor
     metrics.observe({
       queueDepth: () => service.queueDepth,
       workers: () => service.currentModel?.workers ?? 0,
@@ -68,13 +73,14 @@ export class PredictionServer {
       symbols: () => service.features.size,
       symbolsEvicted: () => service.features.evictions,
       extra: {
-        json: () => models.metricsJson(),
-        prometheus: (w) => { models.writePrometheus(w) },
+        json: () => ({ ...models.metricsJson(), ...monitor.metricsJson() }),
+        prometheus: (w) => { models.writePrometheus(w); monitor.writePrometheus(w) },
       },
     })
     this.metrics = metrics
     this.service = service
     this.models = models
+    this.monitor = monitor
     this.stateKeeper = config.stateFile === null
       ? null
       : new StateKeeper(service.features, config.stateFile, config.stateSaveIntervalS, log)
@@ -185,6 +191,7 @@ export class PredictionServer {
       service: this.service,
       models: this.models,
       stateKeeper: this.stateKeeper,
+      closeMonitor: () => this.monitor.close(this.service.features),
       stopListening: () => {
         if (this.listenSocket === null) return
         uws.us_listen_socket_close(this.listenSocket)

@@ -18,6 +18,8 @@ export interface ShutdownParts {
     /** Takes the serving model out and closes its workers (`force`: terminate them now). */
     closeServing (force: boolean): Promise<void>
   }
+  /** Writes the bars still waiting for their label to the capture (capture_dir) and stops it. */
+  closeMonitor (): Promise<void>
   /** Saves the feature state one last time and stops the periodic saves (state_file), or null. */
   readonly stateKeeper: { stop (): Promise<void> } | null
   /** Stops accepting connections (nothing when the server was not listening). */
@@ -72,7 +74,8 @@ export async function shutdown (parts: ShutdownParts, options: ShutdownOptions, 
     await new Promise(resolve => setImmediate(resolve))
   }
   // After the drain: features are updated when a request is admitted, and from here none can
-  // be, so the saved state includes every request that was answered (or abandoned) above.
+  // be, so the saved state (and the capture) includes every request answered (or abandoned) above.
+  await parts.closeMonitor()
   await parts.stateKeeper?.stop()
   parts.closeConnections()
   await models.close()

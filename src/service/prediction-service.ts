@@ -113,6 +113,12 @@ export class PredictionService {
     req.sink = sink
     req.tag = tag
     req.symbol = sym
+    const features = this.features
+    if (features.listener !== null) {
+      req.track = features.lastTrack
+      req.bar = features.lastBar
+      req.seq = features.lastSeq
+    }
     req.admittedMs = now
     req.deadlineMs = now + (clientDeadlineMs < this.options.deadlineMs ? clientDeadlineMs : this.options.deadlineMs)
     batcher.commit(req)

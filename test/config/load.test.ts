@@ -56,6 +56,13 @@ const kExpectedDefaults: Config = {
   watchModels: false,
   shadowModelPath: null,
   metricsWindowS: 60,
+  captureDir: null,
+  captureMaxBytes: 1_073_741_824,
+  captureMaxAgeS: 604_800,
+  captureFileS: 3600,
+  evaluationWindow: 1000,
+  evaluationThreshold: 0.55,
+  driftWindow: 1000,
 }
 
 t.test('defaults load from the shipped config/default.json', async (t) => {
@@ -357,4 +364,11 @@ t.test('help text and settings table come from the schema', async (t) => {
     t.ok(table.some((row) => row.startsWith(`| \`${key}\` | \`${spec.env}\` | \`--${spec.flag}\` | \`${JSON.stringify(spec.default)}\` |`)), `table row for ${key}`)
   }
   t.ok(table.every((row) => row.split(/(?<!\\)\|/).length === 7), 'no unescaped | inside a cell')
+})
+
+t.test('evaluation_threshold is a number: env, flag and range', async (t) => {
+  t.equal(loadConfig({ argv: ['--evaluation-threshold', '0.6'], env: {} }).evaluationThreshold, 0.6)
+  t.equal(loadConfig({ argv: [], env: { EVALUATION_THRESHOLD: '0.57' } }).evaluationThreshold, 0.57)
+  t.throws(() => loadConfig({ argv: ['--evaluation-threshold', '0.4'], env: {} }), /evaluation_threshold|evaluation-threshold.*must be a number >= 0.5/)
+  t.throws(() => loadConfig({ argv: [], env: { EVALUATION_THRESHOLD: '.6x' } }), /must be a number/)
 })

@@ -43,6 +43,12 @@ if (prometheus === null) {
       t.equal((await postJson(`${url}/predict`, { price: 600 + i, volume: 10, symbol: 'BTCUSDT' })).status, 200)
       sent++
     }
+    // Timestamped bars of one symbol, so realized outcomes and drift (docs/monitoring.md) have figures.
+    const bar0 = Math.floor((Date.now() - 3_600_000) / 60_000) * 60_000
+    for (let b = 0; b < 4; b++) {
+      t.equal((await postJson(`${url}/predict`, { price: 600 + (b % 2), volume: 10, symbol: 'BARS', timestamp_ms: bar0 + b * 60_000 })).status, 200)
+      sent++
+    }
 
     // The shipped scrape config, pointed at this server and sped up.
     const dir = mkdtempSync(join(tmpdir(), 'ml-prometheus-'))
@@ -130,7 +136,7 @@ if (prometheus === null) {
       const rules = body.data.groups.flatMap((g) => g.rules)
       return rules.length > 0 && rules.every((r) => r.health !== 'unknown') ? rules : null
     }, () => daemon.exitReason()).then((rules) => {
-      t.equal(rules.length, 5, 'five shipped alert rules loaded')
+      t.equal(rules.length, 7, 'seven shipped alert rules loaded')
       for (const rule of rules) t.equal(rule.health, 'ok', `alert ${rule.name} evaluates${rule.lastError ? `: ${rule.lastError}` : ''}`)
     })
     const firing = await query(prom, 'ALERTS{alertstate="firing"}')
