@@ -122,6 +122,7 @@ export class PredictionServer {
       maxBodyBytes: this.config.maxBodyBytes,
       maxBatchRequests: this.config.maxBatchRequests,
       maxClockSkewMs: this.config.maxClockSkewMs,
+      onInternalError: (err) => { logEvents.internalError(this.log, '/predict', err) },
     })
     const admin = this.config.adminToken === null ? null : new AdminRoutes(this.models, this.config.adminToken)
     const health = new HealthRoutes(this.service, this.metrics, this.models, admin === null ? null : (req) => admin.authorized(req))

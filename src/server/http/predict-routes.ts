@@ -15,6 +15,8 @@ export interface PredictRouteOptions {
   readonly maxBodyBytes: number
   readonly maxBatchRequests: number
   readonly maxClockSkewMs: number
+  /** A bug met while admitting a request (logged by the caller; the request's connection is closed). */
+  readonly onInternalError?: (err: unknown) => void
 }
 
 /** Shared, per-server state of the predict routes; contexts hold a reference, not copies. */
@@ -78,7 +80,17 @@ export class PredictRoutes {
     try {
       for (let i = 0; i < queued.length; i++) {
         const ctx = queued[i]!
-        if (!ctx.aborted) ctx.admit()
+        if (ctx.aborted) continue
+        try {
+          ctx.admit()
+        } catch (err) {
+          // A bug, not the client's: thrown from setImmediate it would end the process. It costs
+          // this request its connection instead (onAborted marks the context, so a batch's items
+          // already admitted are not answered on a closed socket); the other requests go on.
+          this.outcomes.rejected('ERR_INTERNAL')
+          this.options.onInternalError?.(err)
+          ctx.closeAfterBug()
+        }
       }
     } finally {
       queued.length = 0
@@ -145,6 +157,13 @@ abstract class PredictContext implements BodyTarget, PredictionSink {
     this.res.pause()
     this.paused = true
     this.routes.defer(this)
+  }
+
+  /** Closes the connection of a request whose admission threw (PredictRoutes.admitQueued). */
+  closeAfterBug (): void {
+    if (this.aborted) return
+    this.aborted = true
+    this.res.close()
   }
 
   /** First thing in every cork that answers after `onBody`: lets the next pipelined request in. */
