@@ -86,6 +86,17 @@ export class BarTrack {
     // Older bars were scored and written already: a later answer has nowhere to go.
   }
 
+  /**
+   * The closed bar's prediction by model `which`, NaN if none. The shadow's counts only when it
+   * answered the same request as the serving model's: a shadow that lags (or skipped that batch)
+   * may have answered only an earlier request of the bar, on another feature row, and comparing
+   * candidate and serving is only fair on the same rows.
+   */
+  prevProbability (which: number): number {
+    if (which === kShadow && this.prevSeq[kShadow] !== this.prevSeq[kServing]) return Number.NaN
+    return this.prevP[which]!
+  }
+
   /** The current bar closed: its predictions become the closed bar's. */
   shift (bar: number, close: number): void {
     this.prevBar = bar

@@ -101,7 +101,7 @@ export class Monitor implements BarListener {
     else realized.labelled++
     let any = false
     for (const which of [kServing, kShadow]) {
-      const p = track.prevP[which]!
+      const p = track.prevProbability(which)
       if (p !== p) continue
       any = true
       if (y < 0) realized.tie(which, track.prevVersion[which])
@@ -111,8 +111,10 @@ export class Monitor implements BarListener {
   }
 
   private emit (symbol: string, track: BarTrack): void {
-    this.capture?.push(symbol, track.prevRow, track.prevP[kServing]!, track.prevP[kServing]! === track.prevP[kServing]! ? track.prevVersion[kServing] : '',
-      track.prevP[kShadow]!, track.prevP[kShadow]! === track.prevP[kShadow]! ? track.prevVersion[kShadow] : '')
+    const serving = track.prevProbability(kServing)
+    const shadow = track.prevProbability(kShadow)
+    this.capture?.push(symbol, track.prevRow, serving, serving === serving ? track.prevVersion[kServing] : '',
+      shadow, shadow === shadow ? track.prevVersion[kShadow] : '')
     track.prevBar = -1
   }
 
