@@ -7,7 +7,7 @@
  * model's, on the same bars.
  */
 import { execFile, execFileSync } from 'node:child_process'
-import { copyFileSync, existsSync, readFileSync } from 'node:fs'
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -110,6 +110,26 @@ t.test('retrain-shadow.sh: capture -> replay -> train -> export -> shadow; /metr
   t.ok(splits.train.last_bar < splits.validation.first_bar && splits.validation.last_bar < splits.test.first_bar, 'time-ordered splits')
   t.equal(meta.feature_reference?.bins, 10, 'drift reference written')
   t.equal(Object.keys(meta.feature_reference.features).length, meta.n_features)
+
+  // A relative split that cannot work is refused with a clear message, before anything is written.
+  const config = JSON.parse(readFileSync(join(kRepo, 'training/config/capture.json'), 'utf8'))
+  const refusals: Array<[Record<string, unknown>, RegExp]> = [
+    [{ validation_fraction: 0.5, test_fraction: 0.5 }, /validation_fraction \+ test_fraction must be below 1/],
+    [{ validation_fraction: 0, test_fraction: 0.15 }, /split\.validation_fraction must be a number between 0 and 1/],
+    [{ validation_fraction: 0.15, test_fraction: 0.15, test_start: '2026-04-07T00:00:00Z' }, /either validation_start\/test_start or validation_fraction\/test_fraction/],
+  ]
+  for (const [split, message] of refusals) {
+    const path = join(dir, 'out', 'bad.json')
+    writeFileSync(path, JSON.stringify({ ...config, split }))
+    const out = join(dir, 'out', 'bad.onnx')
+    const bad = await new Promise<{ code: number | null, stderr: string }>((resolve) => {
+      execFile(kPython, ['training/train.py', path, '--version', 'bad', '--matrix', join(dir, 'out', `${kSymbol}-capture.csv`), '--out', out],
+        { cwd: kRepo, timeout: 60_000 }, (err, _stdout, stderr) => { resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stderr }) })
+    })
+    t.equal(bad.code, 1, `split ${JSON.stringify(split)} refused`)
+    t.match(bad.stderr, message)
+    t.notOk(existsSync(out), 'and no model written')
+  }
 
   let metrics = (await getJson(`${url}/metrics`)).body
   t.equal(metrics.shadow?.model_version, kVersion, '/metrics shows the shadow model')
