@@ -8,7 +8,9 @@ version comes from --version, not from the config, so a weekly retrain names a n
 than overwriting the last one; the files default to models/NAME.onnx, models/NAME.json (metadata)
 and models/NAME.golden.json (golden rows for test/model/golden.test.ts). An existing model file is
 never replaced without --force. Paths inside the config are relative to the repository root;
-paths given on the command line are relative to the current directory. See training/README.md.
+paths given on the command line are relative to the current directory. `split` gives dates, or
+fractions of the rows by time (validation_fraction, test_fraction: training/config/capture.json).
+See training/README.md.
 """
 
 from __future__ import annotations
