@@ -6,7 +6,7 @@
  * the admin API; more bars then give the candidate its own realized scorecard beside the serving
  * model's, on the same bars.
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -32,9 +32,12 @@ function hasXgboost (): boolean {
   }
 }
 
+// Training and the export check take ~10 s alone; allow for a busy 2-core machine.
+t.setTimeout(240_000)
+
 const skip = hasXgboost() ? false : `${kPython} cannot import xgboost/onnx/pandas (Debian python3-xgboost, python3-onnx, python3-pandas): training cannot run`
 
-t.test('retrain-shadow.sh: capture -> replay -> train -> export -> shadow; /metrics scores both on the same bars', { skip, timeout: 240_000 }, async (t) => {
+t.test('retrain-shadow.sh: capture -> replay -> train -> export -> shadow; /metrics scores both on the same bars', { skip, timeout: 230_000 }, async (t) => {
   const dir = t.testdir({ capture: {}, models: {}, out: {} })
   const captureDir = join(dir, 'capture')
   const modelsDir = join(dir, 'models')
@@ -83,14 +86,25 @@ t.test('retrain-shadow.sh: capture -> replay -> train -> export -> shadow; /metr
   }
   t.equal(rows, captured, 'every scored bar is in the capture files')
 
+  // The script runs npm, python and node under sh: its own process group, so a timeout (or the
+  // test ending early) stops all of them, not only sh.
   const run = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
-    execFile('sh', ['scripts/retrain-shadow.sh', captureDir, kSymbol, kVersion, url], {
+    const child = spawn('sh', ['scripts/retrain-shadow.sh', captureDir, kSymbol, kVersion, url], {
       cwd: kRepo,
-      timeout: 180_000,
-      env: { ...process.env, ADMIN_TOKEN: kToken, MODELS_DIR: modelsDir, MATRIX: join(dir, 'out', `${kSymbol}-capture.csv`) },
-    }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stdout, stderr })
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // TRAIN_CONFIG empty: the script's default config, whatever the caller's environment says.
+      env: { ...process.env, TRAIN_CONFIG: '', PYTHON: kPython, ADMIN_TOKEN: kToken, MODELS_DIR: modelsDir, MATRIX: join(dir, 'out', `${kSymbol}-capture.csv`) },
     })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    let running = true
+    const stop = (): void => { if (running) { try { process.kill(-child.pid!, 'SIGKILL') } catch { /* already gone */ } } }
+    const timer = setTimeout(() => { stderr += '\n(killed after 180 s)'; stop() }, 180_000)
+    t.teardown(stop)
+    child.on('close', (code) => { running = false; clearTimeout(timer); resolve({ code, stdout, stderr }) })
   })
   t.equal(run.code, 0, 'the script succeeds')
   if (run.code !== 0) {
