@@ -1,15 +1,20 @@
 #!/bin/sh
 # Retrain on the server's capture files and put the candidate in shadow mode (docs/monitoring.md).
 #
-#   ADMIN_TOKEN=... [TRAIN_CONFIG=training/config/capture.json] scripts/retrain-shadow.sh CAPTURE_DIR SYMBOL VERSION [SERVER_URL]
+#   ADMIN_TOKEN=... [TRAIN_CONFIG=...] [MODELS_DIR=models] [MATRIX=...] scripts/retrain-shadow.sh CAPTURE_DIR SYMBOL VERSION [SERVER_URL]
 #
-# 1. replay the capture files of SYMBOL into a training matrix (real order book, BTC, funding);
-# 2. train and export models/VERSION.{onnx,json,golden.json} (training/train.py refuses to overwrite);
-# 3. add the drift reference (feature_reference) from the matrix's rows (all of them: narrow it
-#    to the train split with scripts/feature-reference.ts --until);
+# 1. replay the capture files of SYMBOL into a training matrix (real order book, BTC, funding),
+#    MATRIX (default training/out/SYMBOL-capture.csv);
+# 2. train and export MODELS_DIR/VERSION.{onnx,json,golden.json} (training/train.py refuses to
+#    overwrite) with TRAIN_CONFIG, default training/config/capture.json: a relative split (the
+#    last 15% of the rows by time are the test split, the 15% before them validation), since the
+#    captured period is not known when a config is written;
+# 3. add the drift reference (feature_reference) from the matrix's train-split rows (those before
+#    the validation split's first bar, read from the metadata train.py wrote);
 # 4. POST /admin/shadow: the server scores the candidate beside the serving model (role="shadow"
 #    in /metrics realized). Promote it later with POST /admin/reload {"model_path": "VERSION.onnx"}.
-# Run from the repository root, on the machine whose models folder the server reads.
+# Run from the repository root, on the machine whose models folder (MODELS_DIR: the folder of the
+# server's model_path) the server reads; the admin call names the file relative to that folder.
 set -eu
 if [ $# -lt 3 ]; then
   sed -n '4p' "$0" >&2
@@ -20,14 +25,22 @@ symbol=$2
 version=$3
 url=${4:-http://127.0.0.1:8000}
 python=${PYTHON:-/usr/bin/python3}
-# The config's split boundaries must fall inside the captured period (train.py refuses an empty split).
-config=${TRAIN_CONFIG:-training/config/phase1.json}
-matrix=training/out/$symbol-capture.csv
+config=${TRAIN_CONFIG:-training/config/capture.json}
+models_dir=${MODELS_DIR:-models}
+matrix=${MATRIX:-training/out/$symbol-capture.csv}
+# Checked before the slow steps: a missing token would otherwise fail only after training.
+: "${ADMIN_TOKEN:?set ADMIN_TOKEN to the server's admin_token}"
 
 npm run --silent replay -- --capture-dir "$capture_dir" --symbol "$symbol" --out "$matrix"
-"$python" training/train.py "$config" --version "$version" --matrix "$matrix"
-npx tsx scripts/feature-reference.ts --matrix "$matrix" --write "models/$version.json"
-: "${ADMIN_TOKEN:?set ADMIN_TOKEN to the server's admin_token}"
+"$python" training/train.py "$config" --version "$version" --matrix "$matrix" --out "$models_dir/$version.onnx"
+# The reference is the train split's distribution: rows before the validation split's start.
+until=$("$python" -c 'import json, sys; s = json.load(open(sys.argv[1]))["training"]["splits"]; print((s.get("validation") or {}).get("boundary_start") or "")' "$models_dir/$version.json")
+if [ -n "$until" ]; then
+  npx tsx scripts/feature-reference.ts --matrix "$matrix" --until "$until" --write "$models_dir/$version.json"
+else
+  # walk-forward configs have no validation split: all rows
+  npx tsx scripts/feature-reference.ts --matrix "$matrix" --write "$models_dir/$version.json"
+fi
 curl -fsS -X POST "$url/admin/shadow" -H "authorization: Bearer $ADMIN_TOKEN" \
   -H 'content-type: application/json' -d "{\"model_path\": \"$version.onnx\"}"
 echo

@@ -8,7 +8,9 @@ version comes from --version, not from the config, so a weekly retrain names a n
 than overwriting the last one; the files default to models/NAME.onnx, models/NAME.json (metadata)
 and models/NAME.golden.json (golden rows for test/model/golden.test.ts). An existing model file is
 never replaced without --force. Paths inside the config are relative to the repository root;
-paths given on the command line are relative to the current directory. See training/README.md.
+paths given on the command line are relative to the current directory. `split` gives dates, or
+fractions of the rows by time (validation_fraction, test_fraction: training/config/capture.json).
+See training/README.md.
 """
 
 from __future__ import annotations
@@ -308,6 +310,30 @@ def ort_check(model_path: str, X: np.ndarray, expected: np.ndarray) -> dict[str,
 # ---------------------------------------------------------------------------------------------
 
 
+def relative_split(split: dict, times: np.ndarray) -> tuple[int, int]:
+    """validation_fraction / test_fraction of the labelled rows, by time: the last test_fraction
+    of the rows are the test split, the validation_fraction before them validation, the rest train.
+    Returns the open times of the first validation and the first test row, used then exactly as
+    the dates of a fixed split (so the purge and everything after are the same code). For data
+    whose period is not known when the config is written, e.g. a server's capture files."""
+    if 'validation_start' in split or 'test_start' in split:
+        raise TrainingError('split: give either validation_start/test_start or validation_fraction/test_fraction, not both')
+    fractions = {}
+    for key in ('validation_fraction', 'test_fraction'):
+        value = split.get(key)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < 1:
+            raise TrainingError(f'split.{key} must be a number between 0 and 1 (exclusive), got {value!r}')
+        fractions[key] = float(value)
+    if fractions['validation_fraction'] + fractions['test_fraction'] >= 1:
+        raise TrainingError('split: validation_fraction + test_fraction must be below 1 (the rest is the train split)')
+    n = len(times)
+    n_test = int(math.ceil(n * fractions['test_fraction']))
+    n_val = int(math.ceil(n * fractions['validation_fraction']))
+    if n_test + n_val >= n:
+        raise TrainingError(f'the train split is empty: {n} labelled rows are too few for these fractions')
+    return int(times[n - n_test - n_val]), int(times[n - n_test])
+
+
 def split_summary(times: np.ndarray, y: np.ndarray, start: str | None, end: str | None) -> dict[str, Any]:
     return {
         'boundary_start': start,
@@ -437,9 +463,13 @@ def main() -> int:
     if walk is None:
         # ---- time-ordered split, purging rows whose label bar lies in the next split
         split = config['split']
-        val_start = parse_utc_ms(split['validation_start'])
-        test_start = parse_utc_ms(split['test_start'])
-        test_end = parse_utc_ms(split['test_end']) if split.get('test_end') else None
+        if 'validation_fraction' in split or 'test_fraction' in split:
+            val_start, test_start = relative_split(split, times)
+            test_end = None
+        else:
+            val_start = parse_utc_ms(split['validation_start'])
+            test_start = parse_utc_ms(split['test_start'])
+            test_end = parse_utc_ms(split['test_end']) if split.get('test_end') else None
         if not val_start < test_start or (test_end is not None and not test_start < test_end):
             raise TrainingError('split boundaries must increase: validation_start < test_start < test_end')
         purge = int(split.get('purge_bars', 1)) * bar_ms
@@ -497,6 +527,9 @@ def main() -> int:
             'rounds_run': rounds_run,
             'best_validation_log_loss': float(history['validation']['logloss'][best_iteration]),
         }
+        if 'validation_fraction' in split:
+            # only for a relative split, so a dated config's metadata stays as it was
+            training_block['split_fractions'] = {k: float(split[k]) for k in ('validation_fraction', 'test_fraction')}
     else:
         # ---- walk-forward: train on the past, test on the next block, roll
         segment_start = parse_utc_ms(walk['segment_start'])
