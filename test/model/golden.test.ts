@@ -3,13 +3,14 @@
  *
  * training/train.py writes, beside each model it exports, a golden file of rows from the
  * test split (plus rows with NaN features, features exactly at and just below split thresholds,
- * all-NaN and extreme rows) with the probability of class 1 that XGBoost itself predicted. Here
+ * all-NaN and extreme rows) with the probability of class 1 that XGBoost itself predicted (after the
+ * Platt scaling, for a calibrated model). Here
  * onnxruntime-node, the runtime the server uses, must give the same numbers, in one batch and row
  * by row. This is what proves the hand-written export (training/xgb_to_onnx.py) correct.
  *
  * Both shipped tree models by default: the default one (model_path's schema default,
- * xgboost_phase1_v2_calibrated) and xgboost_phase1_v1, kept for comparison. GOLDEN_MODEL=path/to/model.onnx
- * checks a retrained one the same way (training/README.md, step 4), with its .json and
+ * xgboost_phase1_v2_calibrated) and xgboost_phase1_v1, kept for comparison.
+ * GOLDEN_MODEL=path/to/model.onnx checks a retrained one the same way (training/README.md, step 4), with its .json and
  * .golden.json beside it.
  */
 import { readFileSync } from 'node:fs'
