@@ -51,11 +51,12 @@ COPY schemas ./schemas
 # it. Everything above is owned by root: the service can read its code, config and models, and
 # write only logs/.
 USER 1000:1000
-# MODEL_PATH is where the old service kept its model; mount a models folder read-only over
+# MODEL_PATH: the shipped default model, in /app/models where the old service kept its model
+# (xgboost_phase1_v1 is there too, for comparison); mount a models folder read-only over
 # /app/models to serve another version (docker-compose.yml does).
 ENV HOST=0.0.0.0 \
     PORT=8000 \
-    MODEL_PATH=/app/models/xgboost_phase1_v1.onnx
+    MODEL_PATH=/app/models/xgboost_phase1_v2_calibrated.onnx
 EXPOSE 8000
 
 # Readiness, not liveness: healthy once the model is loaded and warm, unhealthy while draining.

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { mergeLoadResults, validateLoadSpec, runLoad } from './load-generator.js'
 import type { LoadMode, LoadResult, LoadSpec, Transport } from './load-types.js'
+import { kSettings } from '../../src/config/schema.js'
 import { measureModelFloor, type FloorReport } from './model-floor.js'
 import { Progress } from './progress.js'
 import { bodyFor, kPredictBody, type HttpRoute } from './request-bodies.js'
@@ -372,7 +373,8 @@ export class BenchContext {
   async modelFloor (batchSizes: readonly number[], budgetMsPerSize: number): Promise<void> {
     if (!this.options.floor) { this.notes.push('model-only floor skipped (--no-floor)'); return }
     this.progress.begin(`model-only floor, batch ${batchSizes.join('/')}`)
-    const modelPath = join(this.options.repoRoot, 'models', 'xgboost_phase1_v1.onnx')
+    // The model the benchmarked servers serve: they run with the default model_path (no flag sets it).
+    const modelPath = join(this.options.repoRoot, kSettings.model_path.default)
     this.floor = await measureModelFloor(modelPath, batchSizes, this.ms(budgetMsPerSize, 200))
     this.progress.end(this.floor.results.map((f) => `b${f.batchSize} p50 ${f.callUs.p50} us`).join(', '))
   }

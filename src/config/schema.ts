@@ -150,7 +150,7 @@ export const kSettings: SettingsTable = {
     description: 'Port to listen on; 0 picks a free (ephemeral) port.',
   },
   model_path: {
-    kind: 'string', default: 'models/xgboost_phase1_v1.onnx', env: 'MODEL_PATH', flag: 'model-path',
+    kind: 'string', default: 'models/xgboost_phase1_v2_calibrated.onnx', env: 'MODEL_PATH', flag: 'model-path',
     description: 'ONNX model file, relative to the working directory.',
   },
   require_model: {

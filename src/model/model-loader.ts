@@ -56,7 +56,7 @@ export async function loadModel (options: ModelLoadOptions): Promise<LoadedModel
   const modelBytes = await readRegularFile(modelPath, 'model', kMaxModelBytes, true).catch((err: unknown) => {
     // Start-up prints this one line to a newcomer: say what to do, not only what went wrong.
     throw new ModelLoadError(`${(err as Error).message}: set model_path (MODEL_PATH, --model-path) to an .onnx file with ` +
-      'its .json beside it (shipped: models/xgboost_phase1_v1.onnx; training/README.md builds one)', err)
+      'its .json beside it (shipped default: models/xgboost_phase1_v2_calibrated.onnx; training/README.md builds one)', err)
   })
   const meta = await readModelMetadata(modelPath)
   checkFeatureSchema(meta, options.barMs)

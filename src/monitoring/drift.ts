@@ -50,9 +50,11 @@ export function parseFeatureReference (raw: unknown): { ref: FeatureReference | 
     return { ref: null, problem: 'feature_reference needs "bins" (an integer >= 2) and "features"' }
   }
   for (const [name, f] of Object.entries(r.features)) {
-    if (!Array.isArray(f.edges) || f.edges.length !== r.bins! - 1 || !Array.isArray(f.expected) || f.expected.length !== r.bins ||
+    // train.py drops duplicate edges (a feature with a point mass, e.g. wicks at 0, has fewer than
+    // bins - 1: docs/evaluation.md, "Feature reference for drift"); always one more share than edges.
+    if (!Array.isArray(f.edges) || f.edges.length > r.bins! - 1 || !Array.isArray(f.expected) || f.expected.length !== f.edges.length + 1 ||
       typeof f.nan_share !== 'number' || f.edges.some((e, i) => typeof e !== 'number' || (i > 0 && e < f.edges[i - 1]!))) {
-      return { ref: null, problem: `feature_reference.features.${name}: needs ${r.bins! - 1} sorted edges, ${r.bins} expected shares and nan_share` }
+      return { ref: null, problem: `feature_reference.features.${name}: needs at most ${r.bins! - 1} sorted edges, one more expected share than edges, and nan_share` }
     }
   }
   return { ref: r as FeatureReference, problem: null }
@@ -93,7 +95,12 @@ export class DriftMonitor {
       const f = ref?.features[name]
       // A feature that was always NaN in training (no order book in candles) has no distribution:
       // only its NaN share is compared.
-      return f === undefined ? null : { edges: Float64Array.from(f.edges), expected: Float64Array.from(f.expected), nanShare: f.nan_share, binned: f.expected.some(e => e > 0) }
+      if (f === undefined) return null
+      // Live shares are of the non-NaN rows, so the expected ones are too: train.py's shares are of
+      // all rows (they sum to 1 - nan_share), scripts/feature-reference.ts's of the non-NaN ones.
+      const sum = f.expected.reduce((acc, e) => acc + e, 0)
+      const expected = Float64Array.from(f.expected, (e) => (sum > 0 ? e / sum : e))
+      return { edges: Float64Array.from(f.edges), expected, nanShare: f.nan_share, binned: sum > 0 }
     })
     this.counts = new Int32Array(kFeatureCount * this.bins)
     const cap = this.capacity

@@ -36,7 +36,7 @@ t.test('fresh server, then after predictions: /health and /predict decode', asyn
   t.equal(fresh.status, 200)
   t.same(healthProblems(fresh.body), [], 'a server that served nothing yet: /health decodes')
   t.equal(fresh.body.avg_latency_ms, 0, 'avg_latency_ms is 0 before the first prediction')
-  t.equal(fresh.body.model_version, 'xgboost_phase1_v1')
+  t.equal(fresh.body.model_version, 'xgboost_phase1_v2_calibrated')
   for (const body of [kFull, kSparse, { price: 612.5 }]) {
     const p = await send(agent, `${url}/predict`, 'POST', body)
     t.equal(p.status, 200)

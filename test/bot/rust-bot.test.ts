@@ -141,11 +141,11 @@ if (skip !== null) {
     // 5 s budget here: the subject is decoding; the 100 ms budget is tested with the fallbacks.
     const first = await runBot(['check', url, '--predictions', '4', '--timeout-ms', '5000'])
     t.equal(first.code, 0, `exit 0 (stderr: ${first.stderr})`)
-    t.match(first.lines[0], { kind: 'health', status: 200, health: { status: 'ok', model_loaded: true, model_version: 'xgboost_phase1_v1', avg_latency_ms: 0 } })
-    t.match(first.stderr, /INFO {2}ML service healthy - model: xgboost_phase1_v1, uptime: \d+s, avg latency: 0\.0ms/, 'the guide\'s start-up line')
+    t.match(first.lines[0], { kind: 'health', status: 200, health: { status: 'ok', model_loaded: true, model_version: 'xgboost_phase1_v2_calibrated', avg_latency_ms: 0 } })
+    t.match(first.stderr, /INFO {2}ML service healthy - model: xgboost_phase1_v2_calibrated, uptime: \d+s, avg latency: 0\.0ms/, 'the guide\'s start-up line')
     t.equal(first.lines.length, 5)
     first.lines.slice(1).forEach((line, i) => { predictionLine(t, line, `prediction ${i}`) })
-    t.match(first.lines[1].prediction, { model_version: 'xgboost_phase1_v1', symbol: 'WBNBUSDT' })
+    t.match(first.lines[1].prediction, { model_version: 'xgboost_phase1_v2_calibrated', symbol: 'WBNBUSDT' })
     t.equal(first.lines[4].prediction.symbol, 'WBNBUSDT', 'no symbol sent: the default symbol answers')
 
     const second = await runBot(['check', url, '--predictions', '1', '--timeout-ms', '5000'])

@@ -25,7 +25,7 @@ function load (options: LoadConfigOptions = {}): Config {
 const kExpectedDefaults: Config = {
   host: '0.0.0.0',
   port: 8000,
-  modelPath: resolve('models/xgboost_phase1_v1.onnx'),
+  modelPath: resolve('models/xgboost_phase1_v2_calibrated.onnx'),
   requireModel: true,
   workers: defaultWorkerCount(),
   workerTransport: 'shared-memory',

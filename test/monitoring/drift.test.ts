@@ -1,4 +1,5 @@
 /** PSI and NaN shares of the drift window against a reference, checked against values worked out by hand. */
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { kFeatureCount, kFeatureNames } from '../../src/features/feature-spec.js'
 import { binOf, DriftMonitor, parseFeatureReference, psi } from '../../src/monitoring/drift.js'
@@ -48,4 +49,24 @@ t.test('the window: PSI and NaN share per feature, the row leaving the window ta
 t.test('a malformed reference is reported, not used', async (t) => {
   t.match(parseFeatureReference({ bins: 10, features: { ret_1: { edges: [1, 0], expected: [1], nan_share: 0 } } }), { ref: null, problem: /ret_1/ })
   t.match(parseFeatureReference(undefined), { ref: null, problem: null })
+})
+
+t.test('train.py\'s format: duplicate edges dropped, shares of all rows (NaN included)', async (t) => {
+  for (const model of ['xgboost_phase1_v2_calibrated', 'xgboost_phase1_v1']) {
+    const meta = JSON.parse(readFileSync(new URL(`../../models/${model}.json`, import.meta.url), 'utf8')) as { feature_reference: unknown }
+    t.equal(parseFeatureReference(meta.feature_reference).problem, null, `${model}'s reference is usable`)
+  }
+  // 3 bins in the header, one edge kept; shares of all rows: 0.3 + 0.5 + NaN 0.2 = 1.
+  const drift = new DriftMonitor(4)
+  drift.setReference({ bins: 3, features: { ret_1: { edges: [0], expected: [0.3, 0.5], nan_share: 0.2 } } }, 'train')
+  t.equal(drift.referenceProblem, null)
+  const row = new Float32Array(kFeatureCount).fill(Number.NaN)
+  for (const v of [-1, 1, 2, Number.NaN]) { row[kRet1] = v; drift.push(row, 0) }
+  // Valued rows 1 below, 2 at or above 0, against 0.3 / 0.8 and 0.5 / 0.8 of the non-NaN rows.
+  const f = drift.features().find(x => x.feature === 'ret_1')!
+  const e0 = 0.3 / 0.8
+  const e1 = 0.5 / 0.8
+  t.ok(Math.abs(f.psi! - ((1 / 3 - e0) * Math.log((1 / 3) / e0) + (2 / 3 - e1) * Math.log((2 / 3) / e1))) < 1e-12, `psi ${f.psi}`)
+  t.equal(f.nan_share, 0.25)
+  t.match(parseFeatureReference({ bins: 3, features: { ret_1: { edges: [0], expected: [0.3, 0.5, 0.2], nan_share: 0 } } }), { ref: null, problem: /one more expected share than edges/ })
 })

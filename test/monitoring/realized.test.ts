@@ -21,7 +21,7 @@ const kBarMs = 60_000
 const kBar0 = Math.floor((Date.now() - 3 * 3_600_000) / kBarMs) * kBarMs
 const kThreshold = 0.52
 const kWindow = 10
-const kModelPath = 'models/xgboost_phase1_v1.onnx'
+const kModelPath = 'models/xgboost_phase1_v2_calibrated.onnx' // the serving default, also as the shadow: both scorecards see the same predictions
 
 interface Tick { bar: number, price: number, book: boolean }
 
@@ -202,7 +202,7 @@ t.test('scripted bars over HTTP and /ws: exact realized figures; capture replays
   for (const role of ['serving', 'shadow']) {
     const card = realized.models.find((m: any) => m.role === role)
     t.ok(card, `${role} scorecard`)
-    t.equal(card.model_version, 'xgboost_phase1_v1')
+    t.equal(card.model_version, 'xgboost_phase1_v2_calibrated')
     t.equal(card.ties, role === 'serving' ? 2 : shadowTies)
     const roleScored = role === 'serving' ? scored : scoredShadow
     for (const [which, set] of [['lifetime', roleScored], ['window', roleScored.slice(-kWindow)]] as const) {

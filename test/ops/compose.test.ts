@@ -43,8 +43,8 @@ t.test('the services are wired to each other', async (t) => {
   t.equal(ml.build, '.', 'ML service built from the Dockerfile')
   t.ok(ml.ports.includes('8000:8000'), 'port 8000')
   t.ok(ml.volumes.includes('./models:/app/models:ro'), 'models mounted read-only at /app/models')
-  t.equal(ml.environment.MODEL_PATH, '/app/models/xgboost_phase1_v1.onnx')
-  t.ok(existsSync(join(kRepoRoot, 'models', 'xgboost_phase1_v1.onnx')), 'the model MODEL_PATH names is in ./models')
+  t.equal(ml.environment.MODEL_PATH, '/app/models/xgboost_phase1_v2_calibrated.onnx')
+  t.ok(existsSync(join(kRepoRoot, 'models', 'xgboost_phase1_v2_calibrated.onnx')), 'the model MODEL_PATH names is in ./models')
   // The server's default rule (cores less one for the event loop, measured best on 2 cores) applied
   // to the container's CPU quota, which os.availableParallelism() cannot see.
   t.equal(Number(ml.environment.WORKERS), Math.max(1, Math.floor(Number(ml.cpus)) - 1), `WORKERS ${ml.environment.WORKERS} = cpus ${ml.cpus} - 1`)

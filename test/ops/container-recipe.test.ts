@@ -61,7 +61,7 @@ t.test('the Dockerfile has the production shape', async (t) => {
   const user = runtime.filter((i) => i.op === 'USER').at(-1)?.args ?? ''
   t.match(user, /^[1-9]\d*(:\d+)?$/, 'runs as a numeric non-root user (verifiable by runAsNonRoot)')
   const env = new Map(runtime.filter((i) => i.op === 'ENV').flatMap((i) => parseEnv(i.args)))
-  t.equal(env.get('MODEL_PATH'), '/app/models/xgboost_phase1_v1.onnx', 'MODEL_PATH where the old service had it')
+  t.equal(env.get('MODEL_PATH'), '/app/models/xgboost_phase1_v2_calibrated.onnx', 'MODEL_PATH: the shipped default, in /app/models where the old service had its model')
   t.ok(runtime.some((i) => i.op === 'WORKDIR' && i.args === '/app'), 'WORKDIR /app')
 
   const health = runtime.find((i) => i.op === 'HEALTHCHECK')
@@ -92,6 +92,7 @@ t.test('.dockerignore keeps the context to what the Dockerfile copies', async (t
   }
   t.notOk(ignored('src/cli/serve.ts'))
   t.notOk(ignored('models/xgboost_phase1_v1.onnx'))
+  t.notOk(ignored('models/xgboost_phase1_v2_calibrated.onnx'))
 })
 
 t.test('the Dockerfile steps, replayed as an unprivileged user, serve and stop cleanly', async (t) => {

@@ -79,7 +79,7 @@ t.test('the inference Deployment: probes, resources, config, shutdown, security'
   const config = loadConfig({ argv: [], env: { CONFIG_FILE: join(tmp, key) } })
   t.equal(config.workers, 1, 'the config file passes the server loader: 1 worker for 2 requested CPUs (the event loop takes the other)')
   t.equal(config.port, 8000)
-  t.equal(config.modelPath, '/app/models/xgboost_phase1_v1.onnx', 'MODEL_PATH as in the image')
+  t.equal(config.modelPath, '/app/models/xgboost_phase1_v2_calibrated.onnx', 'MODEL_PATH as in the image')
 
   const preStop = Number(c.lifecycle?.preStop?.exec?.command?.at(-1) ?? 0)
   t.ok(pod.spec.terminationGracePeriodSeconds * 1000 > config.shutdownTimeoutMs + preStop * 1000,

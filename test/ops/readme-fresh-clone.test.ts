@@ -99,10 +99,10 @@ t.test('README quick start and "Try it" on a fresh clone', async (t) => {
   // What each command must print; a command missing here fails, so a new README command gets a check.
   const expected: Array<[RegExp, RegExp]> = [
     [/\/health"?$/, /"status":"ok".*"model_loaded":true/],
-    [/\/predict"? /, /"direction":"(LONG|SHORT)".*"model_version":"xgboost_phase1_v1"/],
+    [/\/predict"? /, /"direction":"(LONG|SHORT)".*"model_version":"xgboost_phase1_v2_calibrated"/],
     [/jq \.latency_ms$/, /"p50"/],
     [/\/metrics\/prometheus"?$/, /^ml_prediction_latency_ms_bucket/m],
-    [/^npm run example\b/, /ML service healthy: model xgboost_phase1_v1[\s\S]*120 ticks: .* 0 in fallback mode/],
+    [/^npm run example\b/, /ML service healthy: model xgboost_phase1_v2_calibrated[\s\S]*120 ticks: .* 0 in fallback mode/],
   ]
   for (const command of tryIt) {
     const r = spawnSync('bash', ['-o', 'pipefail', '-c', command], { cwd: clone, env, encoding: 'utf8', timeout: kCommandTimeoutMs })

@@ -70,7 +70,7 @@ t.test('npm pack, install offline, use the client and the command', async (t) =>
   t.equal(pack.code, 0, 'npm pack', { stderr: pack.stderr.slice(-2000) })
   const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string, files: Array<{ path: string }> }>
   const files = info!.files.map((f) => f.path)
-  for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/client/index.d.ts', 'dist/src/cli/main.js', 'schemas/prediction.fbs', 'models/xgboost_phase1_v1.onnx', 'config/default.json']) {
+  for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/client/index.js', 'dist/src/client/index.d.ts', 'dist/src/cli/main.js', 'schemas/prediction.fbs', 'models/xgboost_phase1_v2_calibrated.onnx', 'models/xgboost_phase1_v1.onnx', 'config/default.json']) {
     t.ok(files.includes(f), `tarball has ${f}`)
   }
   t.same(files.filter((f) => /^(test|src|bench|training)\//.test(f) || f.endsWith('.map')), [], 'no tests, sources or maps in the tarball')
@@ -106,10 +106,10 @@ export const status: 503 = kErrorTable.ERR_OVERLOADED.statusCode
 
   const bin = join(proj, 'node_modules', '.bin', 'ml-prediction-server')
   t.equal((await exec(bin, ['--version'], proj)).stdout.trim(), kPkg.version, '--version')
-  const model = join('node_modules', kPkg.name, 'models', 'xgboost_phase1_v1.onnx')
+  const model = join('node_modules', kPkg.name, 'models', 'xgboost_phase1_v2_calibrated.onnx')
   const ok = await exec(bin, ['check-model', model], proj)
   t.equal(ok.code, 0, `check-model on the shipped model ${ok.stderr}`)
-  t.match(ok.stdout, /^ok: .*xgboost_phase1_v1/)
+  t.match(ok.stdout, /^ok: .*xgboost_phase1_v2_calibrated/)
   t.equal((await exec(bin, ['check-model', join('node_modules', kPkg.name, 'schemas', 'prediction.fbs')], proj)).code, 1, 'check-model on a non-model: 1')
   t.equal((await exec(bin, ['check-model'], proj)).code, 2, 'check-model without a file: 2')
 

@@ -83,7 +83,7 @@ t.test('answers while draining close their connection', async (t) => {
 
 t.test('/health: file name and error code for everyone, path and message with the admin token', async (t) => {
   const { url } = await startServer(t, { admin_token: 'tok-9' })
-  const modelPath = resolve('models/xgboost_phase1_v1.onnx')
+  const modelPath = resolve('models/xgboost_phase1_v2_calibrated.onnx')
   const anonymous = await getJson(`${url}/health`)
   t.equal(anonymous.body.model_file, basename(modelPath))
   t.equal(anonymous.body.model_error, null)
@@ -105,5 +105,5 @@ t.test('/health: file name and error code for everyone, path and message with th
   const admin = await fetch(`${url}/health`, { headers: { authorization: 'bearer tok-9' }, signal: AbortSignal.timeout(10_000) })
   const detailed = await admin.json() as Record<string, unknown>
   t.match(detailed, { model_error: 'ERR_MODEL_LOAD', model_error_detail: /no-such-model\.onnx/, model_file: basename(modelPath) })
-  t.match(detailed.model_path, /models\/xgboost_phase1_v1\.onnx$/, 'the path with the token')
+  t.match(detailed.model_path, /models\/xgboost_phase1_v2_calibrated\.onnx$/, 'the path with the token')
 })

@@ -19,7 +19,7 @@ function marketRequest (symbol: string, rand: () => number, tsOffsetMs = 0): Rec
 }
 
 function assertPrediction (t: Test, item: any, symbol: string): void {
-  t.match(item, { direction: /^(LONG|SHORT)$/, confidence: Number, probability_long: Number, model_version: 'xgboost_phase1_v1', symbol, latency_ms: Number })
+  t.match(item, { direction: /^(LONG|SHORT)$/, confidence: Number, probability_long: Number, model_version: 'xgboost_phase1_v2_calibrated', symbol, latency_ms: Number })
   t.notOk('error' in item, 'a prediction, not an error')
 }
 

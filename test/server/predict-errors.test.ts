@@ -163,7 +163,7 @@ t.test('hostile bodies on POST /predict', async (t) => {
       switch (e.status) {
         case 200:
           t.equal(res.status, 200, res.text.slice(0, 300))
-          t.match(res.body, { direction: /^(LONG|SHORT)$/, probability_long: Number, model_version: 'xgboost_phase1_v1' })
+          t.match(res.body, { direction: /^(LONG|SHORT)$/, probability_long: Number, model_version: 'xgboost_phase1_v2_calibrated' })
           break
         case 400:
           expected.ERR_INVALID_JSON!++

@@ -6,12 +6,12 @@ t.test('the contract examples answer as it says', async (t) => {
 
   const health = await getJson(`${url}/health`)
   t.equal(health.status, 200)
-  t.match(health.body, { status: 'ok', model_loaded: true, model_version: 'xgboost_phase1_v1', uptime_seconds: Number })
+  t.match(health.body, { status: 'ok', model_loaded: true, model_version: 'xgboost_phase1_v2_calibrated', uptime_seconds: Number })
   t.type(health.body.avg_latency_ms, 'number', 'avg_latency_ms is a number before any prediction (the bot reads f64)')
 
   const p = await postJson(`${url}/predict`, { price: 612.5, volume: 10, bid_volume: 5, ask_volume: 3 })
   t.equal(p.status, 200)
-  t.match(p.body, { direction: /^(LONG|SHORT)$/, confidence: Number, probability_long: Number, model_version: 'xgboost_phase1_v1', symbol: 'WBNBUSDT', latency_ms: Number })
+  t.match(p.body, { direction: /^(LONG|SHORT)$/, confidence: Number, probability_long: Number, model_version: 'xgboost_phase1_v2_calibrated', symbol: 'WBNBUSDT', latency_ms: Number })
   t.equal(Object.keys(p.body).join(','), 'direction,confidence,probability_long,model_version,symbol,latency_ms', 'field order as the old service')
   t.ok(p.body.confidence >= 0.5 && p.body.confidence <= 1, 'confidence in [0.5, 1]')
   t.equal(p.body.confidence, Math.max(p.body.probability_long, Math.round((1 - p.body.probability_long) * 1e6) / 1e6))
