@@ -17,7 +17,7 @@ import * as flatbuffers from 'flatbuffers'
 import type { ErrorCode, ValidationIssue, WireCode } from '../errors.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
 import { isLong, round3, round6, wireConfidence } from './answer-values.js'
-import type { DecodedRequest, DecodeLimits } from './json-request.js'
+import { clearDecoded, type DecodedRequest, type DecodeLimits } from './json-request.js'
 import {
   kFileIdentifier, kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion, type BatchResultSource,
   type FrameKind, type HelloInfo,
@@ -240,9 +240,7 @@ export class FbFrameReader {
     } catch {
       // As in `open`: a corrupt table the checks missed is the client's error, not the server's.
       this.faults++
-      snapshot.reset()
-      out.symbol = null
-      out.deadlineMs = Number.NaN
+      clearDecoded(snapshot, out)
       return [{ loc: [...locPrefix], ...kCorruptIssue }]
     }
   }
@@ -255,9 +253,7 @@ export class FbFrameReader {
     nowMs: number,
     locPrefix: ReadonlyArray<string | number>,
   ): readonly ValidationIssue[] {
-    snapshot.reset()
-    out.symbol = null
-    out.deadlineMs = Number.NaN
+    clearDecoded(snapshot, out)
     this.itemId = 0
     const bb = this.bb
     const req = this.request

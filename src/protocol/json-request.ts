@@ -15,6 +15,13 @@ export interface DecodedRequest {
   deadlineMs: number
 }
 
+/** Both decoders start from this: no field read yet, so the snapshot is empty and nothing is asked for. */
+export function clearDecoded (snapshot: MarketSnapshot, out: DecodedRequest): void {
+  snapshot.reset()
+  out.symbol = null
+  out.deadlineMs = Number.NaN
+}
+
 export interface DecodeLimits {
   readonly maxClockSkewMs: number
 }
@@ -40,9 +47,7 @@ export function decodeJsonRequest (
   nowMs: number,
   locPrefix: ReadonlyArray<string | number>,
 ): readonly ValidationIssue[] {
-  snapshot.reset()
-  out.symbol = null
-  out.deadlineMs = Number.NaN
+  clearDecoded(snapshot, out)
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return [{ loc: [...locPrefix], ...kIssue.notObject }]
   }
