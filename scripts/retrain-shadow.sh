@@ -9,9 +9,8 @@
 #    overwrite) with TRAIN_CONFIG, default training/config/capture.json: a relative split (the
 #    last 15% of the rows by time are the test split, the 15% before them validation), since the
 #    captured period is not known when a config is written;
-# 3. add the drift reference (feature_reference) from the matrix's train-split rows (those before
-#    the validation split's first bar, read from the metadata train.py wrote);
-# 4. POST /admin/shadow: the server scores the candidate beside the serving model (role="shadow"
+#    train.py also writes the drift reference (feature_reference) from the train-split rows;
+# 3. POST /admin/shadow: the server scores the candidate beside the serving model (role="shadow"
 #    in /metrics realized). Promote it later with POST /admin/reload {"model_path": "VERSION.onnx"}.
 # Run from the repository root, on the machine whose models folder (MODELS_DIR: the folder of the
 # server's model_path) the server reads; the admin call names the file relative to that folder.
@@ -33,14 +32,6 @@ matrix=${MATRIX:-training/out/$symbol-capture.csv}
 
 npm run --silent replay -- --capture-dir "$capture_dir" --symbol "$symbol" --out "$matrix"
 "$python" training/train.py "$config" --version "$version" --matrix "$matrix" --out "$models_dir/$version.onnx"
-# The reference is the train split's distribution: rows before the validation split's start.
-until=$("$python" -c 'import json, sys; s = json.load(open(sys.argv[1]))["training"]["splits"]; print((s.get("validation") or {}).get("boundary_start") or "")' "$models_dir/$version.json")
-if [ -n "$until" ]; then
-  npx tsx scripts/feature-reference.ts --matrix "$matrix" --until "$until" --write "$models_dir/$version.json"
-else
-  # walk-forward configs have no validation split: all rows
-  npx tsx scripts/feature-reference.ts --matrix "$matrix" --write "$models_dir/$version.json"
-fi
 curl -fsS -X POST "$url/admin/shadow" -H "authorization: Bearer $ADMIN_TOKEN" \
   -H 'content-type: application/json' -d "{\"model_path\": \"$version.onnx\"}"
 echo
