@@ -6,16 +6,16 @@
  * the admin API; more bars then give the candidate its own realized scorecard beside the serving
  * model's, on the same bars.
  */
-import { execFile, execFileSync, spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 import { prng } from '../helpers/prng.js'
+import { kPython, pythonImports } from '../helpers/python.js'
 
 const kRepo = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const kPython = '/usr/bin/python3'
 const kBarMs = 60_000
 const kBars = 360
 const kMoreBars = 40
@@ -23,19 +23,10 @@ const kSymbol = 'RETRAINSYM'
 const kVersion = 'retrain_test_v1'
 const kToken = 'retrain-test-token-0123456789'
 
-function hasXgboost (): boolean {
-  try {
-    execFileSync(kPython, ['-c', 'import xgboost, onnx, pandas'], { stdio: 'ignore', timeout: 30_000 })
-    return true
-  } catch {
-    return false
-  }
-}
-
 // Training and the export check take ~10 s alone; allow for a busy 2-core machine.
 t.setTimeout(240_000)
 
-const skip = hasXgboost() ? false : `${kPython} cannot import xgboost/onnx/pandas (Debian python3-xgboost, python3-onnx, python3-pandas): training cannot run`
+const skip = pythonImports('xgboost, onnx, pandas') ? false : `${kPython} cannot import xgboost/onnx/pandas (Debian python3-xgboost, python3-onnx, python3-pandas): training cannot run`
 
 t.test('retrain-shadow.sh: capture -> replay -> train -> export -> shadow; /metrics scores both on the same bars', { skip, timeout: 230_000 }, async (t) => {
   const dir = t.testdir({ capture: {}, models: {}, out: {} })

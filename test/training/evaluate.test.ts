@@ -10,25 +10,16 @@
  * python3-onnx, python3-numpy, python3-pandas (.ci/run installs them). Without xgboost the test
  * is skipped with a message, never passed silently.
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import * as ort from 'onnxruntime-node'
+import { kPython, pythonImports } from '../helpers/python.js'
 
 const kRoot = fileURLToPath(new URL('../../', import.meta.url))
-const kPython = '/usr/bin/python3'
-
-function pythonHasXgboost (): boolean {
-  try {
-    execFileSync(kPython, ['-c', 'import xgboost, onnx, numpy, pandas'], { stdio: 'ignore', timeout: 30_000 })
-    return true
-  } catch {
-    return false
-  }
-}
 
 interface Check { name: string, ok: boolean, detail: unknown }
 interface Run { verdict: string, model: string }
@@ -36,7 +27,7 @@ interface Run { verdict: string, model: string }
 // two small trainings: ~20 s on idle cores, more on a shared CI machine
 t.setTimeout(300_000)
 
-if (!pythonHasXgboost()) {
+if (!pythonImports('xgboost, onnx, numpy, pandas')) {
   t.pass('skipped: the training evaluation needs Python with xgboost', {
     skip: `${kPython} cannot import xgboost, onnx, numpy and pandas: install python3-xgboost python3-onnx ` +
       'python3-numpy python3-pandas (Debian)',
