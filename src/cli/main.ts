@@ -29,7 +29,7 @@ const kExt = fileURLToPath(import.meta.url).endsWith('.ts') ? '.ts' : '.js'
 
 const kCommands: ReadonlyArray<readonly [string, string]> = [
   ['serve', 'Run the prediction server (HTTP, /ws, /docs). Settings as flags, env or --config.'],
-  ['check-model FILE', 'Validate an ONNX model and its metadata (.json beside it) against the feature schema, with a probe prediction; no server.'],
+  ['check-model FILE', 'Validate an ONNX model and its metadata (.json beside it), or a model set (.set.json), against the feature schema, with probe predictions; no server.'],
   ['replay', 'Replay historical candles through the serving feature code into a training matrix.'],
   ['bench', 'Run the benchmark suite against a local server (needs a source checkout: bench/).'],
 ]
@@ -65,6 +65,8 @@ function checkModelHelp (): string {
     'Reads FILE (an .onnx model) and the metadata beside it (same name, .json), checks the feature',
     'set version, the feature names and their order, bar_ms, the input and output names and',
     'shape, and runs a probe prediction, exactly as the server does before serving a model.',
+    'FILE may be a model set (.set.json, docs/model-sets.md): every member is loaded and checked,',
+    'then the set as a whole.',
     '',
     'Options:',
     settingLine('bar_ms'),
@@ -96,17 +98,31 @@ async function checkModel (args: string[]): Promise<number> {
   }
   const file = parsed.positionals[0]!
   // Loaded here, not at the top: --help and --version must not load onnxruntime.
-  const { checkFeatureSchema, readModelMetadata, metadataPathFor } = await import('../model/model-metadata.js')
+  const { checkModelInput, readModelMetadata, metadataPathFor } = await import('../model/model-metadata.js')
   const { kMaxModelBytes, readRegularFile } = await import('../model/model-file.js')
   const { probeModel } = await import('../model/model-probe.js')
+  const { isSetPath, loadModelSet } = await import('../model/model-set.js')
+  const { kFeatureCount } = await import('../features/feature-spec.js')
   const { ServiceError } = await import('../errors.js')
   try {
+    if (isSetPath(file)) {
+      // A set is checked by loading it as the server does (one worker per member, no warm-up):
+      // each member alone, then the set as a whole.
+      const set = await loadModelSet({ setPath: file, barMs, workers: 1, maxBatchSize: 8, warmupRuns: 0 })
+      const members = set.memberStats()
+      await set.close()
+      process.stdout.write(`ok: model set ${file}: set_version ${set.modelVersion}, ${members.length} members, bar_ms ${barMs}, probe predictions ok\n`)
+      for (const m of members) process.stdout.write(`  member ${m.model_version}: ${m.input} input, weight ${m.weight}\n`)
+      return kExitOk
+    }
     const meta = await readModelMetadata(file)
-    checkFeatureSchema(meta, barMs)
+    const input = checkModelInput(meta, barMs)
     const bytes = await readRegularFile(file, 'model', kMaxModelBytes)
-    await probeModel(bytes, { modelPath: file, inputName: meta.input_name, outputName: meta.output_name, featureCount: meta.feature_names.length })
-    process.stdout.write(`ok: ${file} (metadata ${metadataPathFor(file)}): model_version ${meta.model_version}, ` +
-      `feature set ${meta.feature_set_version} (${meta.feature_names.length} features), bar_ms ${barMs}, probe prediction ok\n`)
+    await probeModel(bytes, { modelPath: file, inputName: meta.input_name, outputName: meta.output_name, featureCount: kFeatureCount, input })
+    const note = input.kind === 'tabular'
+      ? `feature set ${meta.feature_set_version} (${meta.feature_names.length} features)`
+      : `${input.kind} input [${meta.feature_names.join(', ')}] over ${input.window} bars (serves only as a member of a model set)`
+    process.stdout.write(`ok: ${file} (metadata ${metadataPathFor(file)}): model_version ${meta.model_version}, ${note}, bar_ms ${barMs}, probe prediction ok\n`)
     return kExitOk
   } catch (err) {
     const code = err instanceof ServiceError ? `${err.code}: ` : ''

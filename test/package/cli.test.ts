@@ -78,6 +78,18 @@ t.test('check-model: sound 0, mismatched 1, usage 2; help from the settings tabl
   t.equal(missing.code, 1)
   t.match(missing.stderr, /^refused: ERR_MODEL_LOAD: /)
 
+  const set = await cli('check-model', 'models/ensemble_phase2_v1.set.json')
+  t.equal(set.code, 0, set.stderr)
+  t.match(set.stdout, /^ok: model set models\/ensemble_phase2_v1\.set\.json: set_version ensemble_phase2_v1, 2 members/)
+  t.match(set.stdout, /member gaf_cnn_phase2_v1: gaf input, weight/)
+  const cnn = await cli('check-model', 'models/gaf_cnn_phase2_v1.onnx')
+  t.equal(cnn.code, 0, cnn.stderr)
+  t.match(cnn.stdout, /gaf input \[gasf_close, gadf_close, gasf_btc\] over 32 bars \(serves only as a member of a model set\)/)
+  writeFileSync(join(dir, 'broken.set.json'), JSON.stringify({ set_version: 's', combiner: 'weighted_mean', members: [{ model: 'm.onnx', weight: 1 }] }))
+  const brokenSet = await cli('check-model', join(dir, 'broken.set.json'))
+  t.equal(brokenSet.code, 1, 'a set whose member has two features swapped: refused')
+  t.match(brokenSet.stderr, /^refused: ERR_MODEL_INCOMPATIBLE: model set s member m\.onnx: .*feature 0/)
+
   t.equal((await cli('check-model', '--bar-ms', '5', 'models/xgboost_phase1_v1.onnx')).code, 2, 'bar_ms out of range: 2')
   t.equal((await cli('check-model', 'a.onnx', 'b.onnx')).code, 2, 'two files: 2')
   t.equal((await cli('check-model', '--frob', 'a.onnx')).code, 2, 'unknown flag: 2')
