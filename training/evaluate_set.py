@@ -102,6 +102,18 @@ def choose_weight(grid: Sequence[float], y: np.ndarray, p_tab: np.ndarray, p_win
     return float(grid[best]), table
 
 
+def paired_difference(y: np.ndarray, p: np.ndarray, p_ref: np.ndarray) -> dict[str, Any]:
+    """Mean per-row difference of log loss and of Brier score, p minus p_ref (negative: p is
+    better), with its standard error (rows treated as independent: a scale, not a test)."""
+    out = {}
+    for name, loss in (('log_loss', lambda q: -(y * np.log(np.clip(q, 1e-15, 1)) + (1 - y) * np.log(np.clip(1 - q, 1e-15, 1)))),
+                       ('brier', lambda q: (q - y) ** 2)):
+        d = loss(p.astype(np.float64)) - loss(p_ref.astype(np.float64))
+        se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None
+        out[name] = {'mean_diff': float(d.mean()), 'se': se, 'z': float(d.mean()) / se if se else None}
+    return out
+
+
 def bot_rule(p: np.ndarray, fwd: np.ndarray, threshold: float, costs: Sequence[float], bar_ms: int) -> dict[str, Any]:
     return {f'{c:g}bps': ev.backtest(ev.bot_signal(p, threshold), fwd, cost_bps=c, bar_ms=bar_ms) for c in costs}
 
@@ -118,6 +130,11 @@ def evaluate_protocol(*, A_y: np.ndarray, fwd: np.ndarray, ret_1: np.ndarray, p_
     lab_val = val_rows[A_y[val_rows] >= 0]
     chosen, val_table = choose_weight(grid, A_y[lab_val], p_tab_val[lab_val], p_win[lab_val], threshold)
     win_val = lab_val[np.isfinite(p_win[lab_val])]
+    # control: the windowed member replaced by one constant (its validation mean) at the chosen
+    # weight. If this scores as well as the set, the member's row-by-row output adds nothing: the
+    # gain is a shrinkage of the tree toward a constant, not information.
+    constant = float(np.mean(p_win[win_val])) if len(win_val) else 0.5
+    p_const = np.where(np.isfinite(p_win), constant, np.nan)
     validation = {
         'rows_labelled': int(len(lab_val)),
         'windowed_coverage': float(len(win_val) / len(lab_val)) if len(lab_val) else 0.0,
@@ -144,7 +161,11 @@ def evaluate_protocol(*, A_y: np.ndarray, fwd: np.ndarray, ret_1: np.ndarray, p_
         for w in grid:
             p = combine(p_tab, p_win, 1 - w, w)
             rep['by_weight'].append({'w_windowed': w, 'chosen': w == chosen, **scores(A_y[lab], p[lab], threshold),
+                                     'vs_tabular_alone': paired_difference(A_y[lab], p[lab], p_tab[lab]),
                                      'bot_rule': bot_rule(p[ok], fwd[ok], threshold, costs, bar_ms)})
+        pc = combine(p_tab, p_const, 1 - chosen, chosen)
+        rep['control_constant_windowed'] = {'constant': constant, 'w_windowed': chosen, **scores(A_y[lab], pc[lab], threshold),
+                                            'vs_tabular_alone': paired_difference(A_y[lab], pc[lab], p_tab[lab])}
         return rep
 
     blocks = [{'block': name, **block_report(rows)} for name, rows in test_blocks]
@@ -332,6 +353,11 @@ def print_protocol(name: str, r: dict[str, Any], cost: str) -> None:
               f'{blk["windowed_coverage"]:.3f}; bot rule trades and mean bp/trade after {cost}')
         for row in blk['by_weight']:
             print(fmt_row(f'w_windowed={row["w_windowed"]:g}{" *" if row["chosen"] else ""}', row, row['bot_rule'], cost))
+        c = blk['control_constant_windowed']
+        print(fmt_row(f'control: const {c["constant"]:.4f}', c, None, cost))
+        ch = next(x for x in blk['by_weight'] if x['chosen'])['vs_tabular_alone']['log_loss']
+        print(f'  set at chosen weight vs tabular alone: log loss {ch["mean_diff"]:+.6f} ± {ch["se"]:.6f} per row; '
+              f'constant control {c["vs_tabular_alone"]["log_loss"]["mean_diff"]:+.6f} ± {c["vs_tabular_alone"]["log_loss"]["se"]:.6f}')
         if blk['windowed_alone_on_its_rows'] is not None:
             print(fmt_row('windowed alone (own)', blk['windowed_alone_on_its_rows'], None, cost))
             print(fmt_row('tabular, same rows', blk['tabular_alone_on_the_same_rows'], None, cost))
