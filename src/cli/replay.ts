@@ -148,6 +148,8 @@ export interface WindowedReplayOptions {
   readonly every: number
   readonly fromMs: number
   readonly toMs: number
+  /** Also write tie bars (label empty in index.csv): the ensemble backtest trades them, as the bot does. */
+  readonly keepTies?: boolean
 }
 
 export interface WindowedReplayStats extends ReplayStats {
@@ -187,11 +189,11 @@ export function replayWindowed (input: ReplayInput, options: WindowedReplayOptio
   }
   try {
     writeSync(fd, npyHeader([0, ...dimsOf(writer)]), 0, kNpyHeaderBytes, 0)
-    const stats = replayCandles(input, (t, _features, label, state, i) => {
+    const stats = replayCandles({ ...input, keepTies: options.keepTies === true }, (t, _features, label, state, i) => {
       if (t < options.fromMs || t >= options.toMs || Math.floor(t / input.barMs) % options.every !== 0) { outside++; return }
       state.recentCloses(closes, writer.needsBtc ? btcCloses : null)
       if (!writer.write(closes, writer.needsBtc ? btcCloses : null, chunk, inChunk * writer.rowLength)) { incomplete++; return }
-      index.push(`${written},${t},${label},${input.candles.close[i]!},${input.candles.close[i + 1]!}\n`)
+      index.push(`${written},${t},${label === null ? '' : label},${input.candles.close[i]!},${input.candles.close[i + 1]!}\n`)
       inChunk++
       written++
       if (inChunk === kRowsPerChunk) flush()
@@ -256,7 +258,8 @@ async function main (): Promise<void> {
       '               on them, its backtest counts them as trades that lose (training/README.md)\n' +
       '       windowed inputs for a windowed member (docs/phase2.md), written as .npy + .index.csv + .json:\n' +
       '         --input gaf|sequence [--window 32] [--channels gasf_close,gadf_close,gasf_btc]\n' +
-      '         [--every 1] [--from 2021-04-02] [--to 2026-05-01] [--out training/out/SYMBOL-gaf32.npy]\n')
+      '         [--every 1] [--from 2021-04-02] [--to 2026-05-01] [--out training/out/SYMBOL-gaf32.npy]\n' +
+      '         (--keep-ties here writes tie bars with an empty label in the .index.csv)\n')
     return
   }
   const dataDir = values['data-dir']!
@@ -290,7 +293,7 @@ async function main (): Promise<void> {
     if (!Number.isInteger(every) || every < 1) throw new Error(`--every must be an integer >= 1, got "${values.every!}"`)
     if (!out.endsWith('.npy')) throw new Error(`--out must end in .npy for --input ${inputKind}, got "${out}"`)
     const stem = out.slice(0, -'.npy'.length)
-    const options = { spec, every, fromMs: parseDateMs('--from', values.from, -Infinity), toMs: parseDateMs('--to', values.to, Infinity) }
+    const options = { spec, every, fromMs: parseDateMs('--from', values.from, -Infinity), toMs: parseDateMs('--to', values.to, Infinity), keepTies: values['keep-ties'] === true }
     const started = performance.now()
     const stats = replayWindowed({ candles, btc, funding, barMs, maxGapBars }, options, out, `${stem}.index.csv`)
     writeFileSync(`${stem}.json`, JSON.stringify({
@@ -300,7 +303,7 @@ async function main (): Promise<void> {
       rows: stats.written,
       incomplete_windows_skipped: stats.incomplete,
       outside_selection: stats.outside,
-      every, from: values.from ?? null, to: values.to ?? null,
+      every, from: values.from ?? null, to: values.to ?? null, keep_ties: values['keep-ties'] === true,
       bar_ms: barMs, max_gap_bars: maxGapBars,
       symbol_file: symbolFile, btc_file: btcFile,
       code: 'src/features/window-input.ts (WindowInputWriter), the serving implementation',

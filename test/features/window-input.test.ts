@@ -258,3 +258,37 @@ t.test('replay --input gaf writes the windows of the candles, read back as .npy'
   t.equal(r, stats.written, 'every expected row and no other')
   t.ok(stats.incomplete > 0, 'rows after the reset and around the BTC hole were skipped')
 })
+
+t.test('replay --input gaf --keep-ties also writes tie bars, with an empty label and their tensor', async t => {
+  const dir = mkdtempSync(join(tmpdir(), 'window-input-ties-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const rand = prng(78)
+  const times = Array.from({ length: 60 }, (_, i) => i * kBarMs)
+  const closes = randomWalk(rand, 60, 300)
+  closes[40] = closes[39]! // bar 39 is a tie: the next close is unchanged
+  const columns = (c: Float64Array): CandleColumns => ({
+    openTimeMs: Float64Array.from(times), open: c, high: c, low: c, close: c, volume: new Float64Array(c.length).fill(1), length: c.length,
+  })
+  const spec: GafInputSpec = { kind: 'gaf', window: 16, channels: ['gasf_close', 'gadf_close'] }
+  const run = (keepTies: boolean): { lines: string[], data: Float32Array } => {
+    const npy = join(dir, `x${String(keepTies)}.npy`)
+    replayWindowed({ candles: columns(closes), btc: null, funding: null, barMs: kBarMs, maxGapBars: 5 },
+      { spec, every: 1, fromMs: -Infinity, toMs: Infinity, keepTies }, npy, join(dir, `x${String(keepTies)}.index.csv`))
+    const bytes = readFileSync(npy)
+    const headerLength = bytes.readUInt16LE(8)
+    const data = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 10 + headerLength, bytes.byteOffset + bytes.length))
+    return { lines: readFileSync(join(dir, `x${String(keepTies)}.index.csv`), 'utf8').trim().split('\n').slice(1), data }
+  }
+  const without = run(false)
+  const withTies = run(true)
+  t.equal(withTies.lines.length, without.lines.length + 1, 'one more row: the tie')
+  const tie = withTies.lines.findIndex(l => Number(l.split(',')[1]) === times[39])
+  t.ok(tie >= 0, 'the tie bar is in the index')
+  t.equal(withTies.lines[tie]!.split(',')[2], '', 'its label is empty (never fitted on)')
+  t.notOk(without.lines.some(l => Number(l.split(',')[1]) === times[39]), 'without --keep-ties it is dropped')
+  const writer = new WindowInputWriter(spec)
+  const expected = new Float32Array(writer.rowLength)
+  writer.write(closes.subarray(39 - 15, 40), null, expected, 0)
+  t.same(Array.from(withTies.data.subarray(tie * writer.rowLength, (tie + 1) * writer.rowLength)), Array.from(expected),
+    'its tensor is the window ending at the tie bar')
+})
