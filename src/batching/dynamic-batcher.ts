@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks'
-import { kFeatureCount } from '../features/feature-spec.js'
+import { kRowDoubles, kRowFloats, kWindowOffset } from '../features/row-layout.js'
 import { kServing } from '../monitoring/bar-track.js'
 import {
-  kStatusDeadlineExceeded, kStatusInternal, kStatusOk, kStatusShuttingDown, PendingRequest,
+  kStatusDeadlineExceeded, kStatusInternal, kStatusOk, kStatusShuttingDown, PendingRequest, type Component,
 } from './pending-request.js'
 
 /**
@@ -20,6 +20,13 @@ export interface BatchRunner {
   readonly workers: number
   readonly modelVersion: string
   readonly modelVersionJson: string
+  /** True when a member reads the rows' window block (row-layout.ts): the service then writes it. */
+  readonly windowed: boolean
+  /**
+   * A model set's per-member parts of row `row` of an answered batch (model-set.ts writes them
+   * past the answers); null for a single model. Called once per answered request.
+   */
+  componentsOf (answers: Float32Array, rows: number, row: number): readonly Component[] | null
   /** Runs one batch; the buffer comes back in `batchDone` with the answers over its head. */
   dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void
 }
@@ -70,6 +77,8 @@ class Batch implements BatchCompletion {
   readonly owner: DynamicBatcher
   buffer: ArrayBuffer
   features: Float32Array
+  /** The same buffer as doubles: the rows' window blocks. */
+  windows: Float64Array
   size = 0
   readonly requests: Array<PendingRequest | null>
   /** performance.now() of the first request, for max_queue_delay_us. */
@@ -83,7 +92,16 @@ class Batch implements BatchCompletion {
     this.owner = owner
     this.buffer = buffer
     this.features = new Float32Array(buffer)
+    this.windows = new Float64Array(buffer)
     this.requests = new Array<PendingRequest | null>(capacity).fill(null)
+  }
+
+  /** The buffer came back (the message transport moves it; shared memory returns the same one). */
+  adopt (buffer: ArrayBuffer): void {
+    if (buffer === this.buffer) return
+    this.buffer = buffer
+    this.features = new Float32Array(buffer)
+    this.windows = new Float64Array(buffer)
   }
 
   batchDone (buffer: ArrayBuffer): void { this.owner.onBatchDone(this, buffer) }
@@ -127,7 +145,7 @@ export class DynamicBatcher {
   private delayTimer: NodeJS.Timeout | null = null
   /** A dispatch is due once this loop turn's I/O callbacks are done (see `commit`). */
   private turnEndArmed = false
-  private readonly rowFloats = kFeatureCount
+  private readonly rowFloats = kRowFloats
   private idleWaiters: Array<() => void> = []
 
   constructor (options: DynamicBatcherOptions, metrics: BatcherMetrics) {
@@ -184,6 +202,12 @@ export class DynamicBatcher {
 
   /** Float offset of the row `openRow` made available. */
   rowOffset (): number { return this.openBatch!.size * this.rowFloats }
+
+  /** The open batch as doubles, for the row's window block at `windowOffset()`. */
+  openWindows (): Float64Array { return this.openBatch!.windows }
+
+  /** Float64 offset of the open row's window block (row-layout.ts). */
+  windowOffset (): number { return this.openBatch!.size * kRowDoubles + kWindowOffset / 2 }
 
   /** Takes a pooled request object; fill it and pass it to `commit`. */
   acquire (): PendingRequest {
@@ -321,8 +345,7 @@ export class DynamicBatcher {
 
   /** The pool's answer for a batch (through Batch.batchDone). */
   onBatchDone (batch: Batch, buffer: ArrayBuffer): void {
-    batch.buffer = buffer
-    batch.features = new Float32Array(buffer)
+    batch.adopt(buffer)
     const out = batch.features
     const runner = batch.runner!
     const rows = batch.size
@@ -331,12 +354,21 @@ export class DynamicBatcher {
     for (let i = 0; i < rows; i++) {
       const req = batch.requests[i]!
       batch.requests[i] = null
-      req.status = kStatusOk
-      req.probability = out[i]!
+      const p = out[i]!
       req.modelVersion = runner.modelVersion
       req.modelVersionJson = runner.modelVersionJson
+      req.components = runner.componentsOf(out, rows, i)
+      // Not a probability (a graph that emits NaN, a set none of whose members could answer):
+      // INTERNAL, never an answer with NaN in it.
+      if (!(p >= 0 && p <= 1)) {
+        req.status = kStatusInternal
+        this.finish(req)
+        continue
+      }
+      req.status = kStatusOk
+      req.probability = p
       const track = req.track
-      if (track !== null) track.record(kServing, req.bar, req.seq, out[i]!, runner.modelVersion)
+      if (track !== null) track.record(kServing, req.bar, req.seq, p, runner.modelVersion)
       this.finish(req)
     }
     this.afterBatch(batch, rows)
@@ -354,8 +386,7 @@ export class DynamicBatcher {
       this.finish(req)
     }
     // The buffer went to the worker and is gone with it: start this batch object afresh.
-    batch.buffer = new ArrayBuffer(this.options.maxBatchSize * this.rowFloats * 4)
-    batch.features = new Float32Array(batch.buffer)
+    batch.adopt(new ArrayBuffer(this.options.maxBatchSize * this.rowFloats * 4))
     this.afterBatch(batch, rows)
   }
 

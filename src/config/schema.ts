@@ -151,7 +151,7 @@ export const kSettings: SettingsTable = {
   },
   model_path: {
     kind: 'string', default: 'models/xgboost_phase1_v2_calibrated.onnx', env: 'MODEL_PATH', flag: 'model-path',
-    description: 'ONNX model file, relative to the working directory.',
+    description: 'ONNX model file (its .json beside it), or a model set file ending in .set.json (docs/model-sets.md); relative to the working directory.',
   },
   require_model: {
     kind: 'boolean', default: true, env: 'REQUIRE_MODEL', flag: 'require-model',

@@ -35,6 +35,8 @@ export class FeatureStore {
   lastTrack: BarTrack | null = null
   lastBar = -1
   lastSeq = 0
+  /** The state the last `apply` went to (its window is written after the row: row-layout.ts). */
+  lastState: SymbolState | null = null
 
   constructor (options: FeatureStoreOptions) {
     this.options = options
@@ -56,6 +58,7 @@ export class FeatureStore {
       this.states.set(symbol, state)
     }
     this.lastSymbol = symbol
+    this.lastState = state
     const listener = this.listener
     if (listener === null) return state.apply(snapshot, arrivalMs, out, offset)
     // A request opening a later bar closes the current one: the listener sees it as served.
@@ -109,7 +112,7 @@ export class FeatureStore {
     if (oldest.done === true) return
     const state = this.states.get(oldest.value)!
     this.states.delete(oldest.value)
-    if (this.lastSymbol === oldest.value) this.lastSymbol = null
+    if (this.lastSymbol === oldest.value) { this.lastSymbol = null; this.lastState = null }
     this.listener?.evicted(oldest.value, state)
     this.evictions++
   }

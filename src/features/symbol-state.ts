@@ -171,6 +171,28 @@ export class SymbolState {
    * before the first request). For windowed inputs (src/features/window-input.ts); the same
    * "finalized bars + current bar" view the features use, so a row and its window agree.
    */
+  /**
+   * The serving form of `recentCloses`: writes the window block of a batch row
+   * (features/row-layout.ts) at `out[at]`: the count of real closes, then `n` closes and `n` BTC
+   * closes, with no view or array made per request.
+   */
+  writeWindow (out: Float64Array, at: number, n: number): void {
+    if (this.barIndex < 0) {
+      out[at] = 0
+      out.fill(Number.NaN, at + 1, at + 1 + 2 * n)
+      return
+    }
+    const closesAt = at + 1
+    const btcAt = closesAt + n
+    out[closesAt + n - 1] = this.close
+    out[btcAt + n - 1] = this.btc
+    for (let k = 1; k < n; k++) {
+      out[closesAt + n - 1 - k] = this.closes.ago(k)
+      out[btcAt + n - 1 - k] = this.btcCloses.ago(k)
+    }
+    out[at] = Math.min(n, this.closes.size + 1)
+  }
+
   recentCloses (closes: Float64Array, btc: Float64Array | null): number {
     const n = closes.length
     if (n > SymbolState.kMaxRecentCloses) throw new RangeError(`recentCloses: at most ${SymbolState.kMaxRecentCloses} closes are kept, asked for ${n}`)

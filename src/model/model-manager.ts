@@ -1,5 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs'
-import { basename, dirname, extname } from 'node:path'
+import { basename, dirname } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { BatchObserver, BatchRunner } from '../batching/dynamic-batcher.js'
 import type { Config } from '../config/schema.js'
@@ -8,6 +8,11 @@ import type { Logger } from '../log/logger.js'
 import { logEvents } from '../log/log-events.js'
 import { label, type PrometheusWriter } from '../metrics/prometheus-writer.js'
 import { loadModel, type LoadedModel } from './model-loader.js'
+import { isSetPath, loadModelSet, type LoadedSet, type MemberStats } from './model-set.js'
+import { metadataPathFor } from './model-metadata.js'
+
+/** What serves: one model, or a model set (model-set.ts). */
+export type ServingModel = LoadedModel | LoadedSet
 import { ShadowScorer, type ShadowStats } from './shadow-scorer.js'
 
 export type ReloadOutcome =
@@ -22,7 +27,8 @@ export interface ModelHost {
   /** From the start of a shutdown: no model is loaded any more. */
   readonly isShuttingDown: boolean
   setRunner (runner: BatchRunner | null): void
-  setObserver (observer: BatchObserver | null): void
+  /** `windowed`: the observer's model reads the rows' window blocks. */
+  setObserver (observer: BatchObserver | null, windowed?: boolean): void
 }
 
 /** How long file events must be quiet before a watched model is reloaded (copies arrive in pieces). */
@@ -44,11 +50,11 @@ export class ModelManager {
   private readonly log: Logger
   private currentPath: string
   /** The serving model; this manager loads, swaps and closes it, the host only runs it. */
-  private current: LoadedModel | null = null
+  private current: ServingModel | null = null
   private chain: Promise<unknown> = Promise.resolve()
   /** A reload waiting behind the one in progress; later asks for the same file share it. */
   private queuedReload: { readonly path: string, promise: Promise<ReloadOutcome> | null } | null = null
-  private shadow: ShadowScorer | null = null
+  private shadow: ShadowScorer<ServingModel> | null = null
   private watcher: FSWatcher | null = null
   private watchTimer: NodeJS.Timeout | null = null
   private closed = false
@@ -70,7 +76,7 @@ export class ModelManager {
 
   get modelPath (): string { return this.currentPath }
   /** The serving model, null while none is loaded. */
-  get serving (): LoadedModel | null { return this.current }
+  get serving (): ServingModel | null { return this.current }
   /** Folder whose files the admin routes may name: the one holding the configured model. */
   get modelsDir (): string { return dirname(this.config.modelPath) }
 
@@ -125,7 +131,7 @@ export class ModelManager {
         // One worker: the candidate must not take CPU from the serving path.
         const model = await this.load(modelPath, 1, 0)
         this.shadow = new ShadowScorer(model)
-        this.host.setObserver(this.shadow)
+        this.host.setObserver(this.shadow, model.windowed)
         if (previous !== null) this.closeLater(previous.model)
         const loadMs = Math.round(performance.now() - started)
         logEvents.shadowStarted(this.log, model.modelVersion, modelPath, loadMs)
@@ -144,8 +150,7 @@ export class ModelManager {
     const dir = dirname(this.currentPath)
     this.watcher = watch(dir, (_event, filename) => {
       if (filename === null || this.closed) return
-      const stem = basename(this.currentPath, extname(this.currentPath))
-      if (filename !== basename(this.currentPath) && filename !== `${stem}.json`) return
+      if (!this.watchedNames().has(filename)) return
       if (this.watchTimer !== null) clearTimeout(this.watchTimer)
       this.watchTimer = setTimeout(() => {
         this.watchTimer = null
@@ -171,8 +176,19 @@ export class ModelManager {
     }
   }
 
+  /** The serving set's members and what their answers counted; null when a single model serves. */
+  setStats (): { set_version: string, members: MemberStats[] } | null {
+    const serving = this.current
+    if (serving === null || !('memberStats' in serving)) return null
+    return { set_version: serving.modelVersion, members: serving.memberStats() }
+  }
+
   metricsJson (): Record<string, unknown> {
-    return { model_reloads: { ok: this.reloadsOk, failed: this.reloadsFailed, coalesced: this.reloadsCoalesced }, shadow: this.shadowStats() }
+    return {
+      model_reloads: { ok: this.reloadsOk, failed: this.reloadsFailed, coalesced: this.reloadsCoalesced },
+      shadow: this.shadowStats(),
+      model_set: this.setStats(),
+    }
   }
 
   writePrometheus (w: PrometheusWriter): void {
@@ -181,6 +197,20 @@ export class ModelManager {
     w.sample('ml_model_reloads_total', 'outcome="failed"', this.reloadsFailed)
     w.family('ml_model_reloads_coalesced_total', 'counter', 'Reload requests that joined a reload already queued for the same file')
     w.sample('ml_model_reloads_coalesced_total', '', this.reloadsCoalesced)
+    const set = this.setStats()
+    if (set !== null) {
+      w.family('ml_set_member_rows_total', 'counter', 'Rows each member of the serving model set answered (used), could not answer (no_history) or failed')
+      for (const m of set.members) {
+        const member = label('member', m.model_version)
+        w.sample('ml_set_member_rows_total', `${member},outcome="used"`, m.rows_used)
+        w.sample('ml_set_member_rows_total', `${member},outcome="no_history"`, m.rows_no_history)
+        w.sample('ml_set_member_rows_total', `${member},outcome="failed"`, m.rows_failed)
+      }
+      w.family('ml_set_member_weight', 'gauge', 'Declared weight of each member of the serving model set')
+      for (const m of set.members) w.sample('ml_set_member_weight', label('member', m.model_version), m.weight)
+      w.family('ml_set_member_workers', 'gauge', 'Worker threads of each member of the serving model set')
+      for (const m of set.members) w.sample('ml_set_member_workers', label('member', m.model_version), m.workers)
+    }
     const s = this.shadowStats()
     if (s === null) return
     const version = label('model_version', s.model_version)
@@ -225,17 +255,35 @@ export class ModelManager {
   }
 
   /** `spinUs`: the serving pool polls as configured; a shadow candidate never does (its core is the serving path's). */
-  private load (modelPath: string, workers = this.config.workers, spinUs = this.config.workerSpinUs): Promise<LoadedModel> {
-    return loadModel({
-      modelPath,
+  private load (modelPath: string, workers = this.config.workers, spinUs = this.config.workerSpinUs): Promise<ServingModel> {
+    const options = {
       barMs: this.config.barMs,
       workers,
       workerSpinUs: spinUs,
       maxBatchSize: this.config.maxBatchSize,
       warmupRuns: this.config.warmupRuns,
       transport: this.config.workerTransport,
-      onWorkerError: (err) => { logEvents.workerError(this.log, err) },
-    })
+      onWorkerError: (err: unknown) => { logEvents.workerError(this.log, err) },
+    }
+    if (!isSetPath(modelPath)) return loadModel({ ...options, modelPath })
+    // `workers` is each member's default; a set file can give a member its own.
+    return loadModelSet({ ...options, setPath: modelPath })
+  }
+
+  /**
+   * File names in the models folder whose change reloads the serving model: its .onnx and .json,
+   * or a set's file and every member's .onnx and .json.
+   */
+  private watchedNames (): Set<string> {
+    const names = new Set<string>([basename(this.currentPath)])
+    const serving = this.current
+    const models: readonly LoadedModel[] = serving === null ? [] : 'models' in serving ? serving.models : [serving]
+    if (!isSetPath(this.currentPath)) names.add(basename(metadataPathFor(this.currentPath)))
+    for (const m of models) {
+      names.add(basename(m.modelPath))
+      names.add(basename(metadataPathFor(m.modelPath)))
+    }
+    return names
   }
 
   private async doReload (modelPath: string, trigger: string): Promise<ReloadOutcome> {
@@ -244,7 +292,7 @@ export class ModelManager {
       return { ok: false, code: 'ERR_SHUTTING_DOWN', error: 'the server is shutting down', model_version: previous?.modelVersion ?? null }
     }
     const started = performance.now()
-    let model: LoadedModel
+    let model: ServingModel
     try {
       model = await this.load(modelPath)
     } catch (err) {
@@ -279,7 +327,7 @@ export class ModelManager {
   }
 
   /** Closes a retired pool once its in-flight batches are answered (Piscina's close waits for them). */
-  private closeLater (model: LoadedModel): void {
+  private closeLater (model: ServingModel): void {
     model.close().catch((err: unknown) => { logEvents.workerError(this.log, err) })
   }
 }

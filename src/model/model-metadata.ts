@@ -2,6 +2,7 @@ import { basename, dirname, extname, join } from 'node:path'
 import { ModelIncompatibleError, ModelLoadError } from '../errors.js'
 import { kFeatureCount, kFeatureNames, kFeatureSetVersion } from '../features/feature-spec.js'
 import { kMaxMetadataBytes, readRegularFile } from './model-file.js'
+import { parseInputSpec, type InputSpec } from '../features/window-input.js'
 
 /** The part of a model's metadata file the server relies on; the file holds more (training, evaluation). */
 export interface ModelMetadata {
@@ -60,4 +61,42 @@ export function checkFeatureSchema (meta: ModelMetadata, barMs: number): void {
   if (meta.bar_ms !== undefined && meta.bar_ms !== barMs) {
     throw new ModelIncompatibleError(`model ${meta.model_version} was trained on ${meta.bar_ms} ms bars, the server is configured for bar_ms=${barMs}`)
   }
+}
+
+/** Feature set version a windowed member's metadata names: `window-gaf-v1`, `window-sequence-v1`. */
+export function windowFeatureSetVersion (kind: 'gaf' | 'sequence'): string { return `window-${kind}-v1` }
+
+/**
+ * The input a model declares (metadata `input`; absent: tabular), checked against what the server
+ * computes: a tabular model by `checkFeatureSchema`, a windowed one by its feature set version and
+ * its channel list (feature_names must be the channels, in order). `who` names the model in
+ * messages ("member gaf_cnn_phase2_v1 of set ensemble_phase2_v1").
+ */
+export function checkModelInput (meta: ModelMetadata, barMs: number, who = `model ${meta.model_version}`): InputSpec {
+  let spec: InputSpec
+  try {
+    spec = parseInputSpec(meta.input)
+  } catch (err) {
+    throw new ModelIncompatibleError(`${who}: metadata ${(err as Error).message}`)
+  }
+  if (spec.kind === 'tabular') {
+    try {
+      checkFeatureSchema(meta, barMs)
+    } catch (err) {
+      throw new ModelIncompatibleError(`${who}: ${(err as Error).message}`)
+    }
+    return spec
+  }
+  const version = windowFeatureSetVersion(spec.kind)
+  if (meta.feature_set_version !== version) {
+    throw new ModelIncompatibleError(`${who} declares a ${spec.kind} input, so its feature_set_version must be "${version}", got "${meta.feature_set_version}"`)
+  }
+  const names = meta.feature_names
+  if (names.length !== spec.channels.length || names.some((n, i) => n !== spec.channels[i])) {
+    throw new ModelIncompatibleError(`${who}: feature_names [${names.join(', ')}] differ from its input channels [${spec.channels.join(', ')}]`)
+  }
+  if (meta.bar_ms !== undefined && meta.bar_ms !== barMs) {
+    throw new ModelIncompatibleError(`${who} was trained on ${meta.bar_ms} ms bars, the server is configured for bar_ms=${barMs}`)
+  }
+  return spec
 }

@@ -8,6 +8,7 @@
 import * as ort from 'onnxruntime-node'
 import { ownedCopy } from '../pool/batch-session.js'
 import { ModelIncompatibleError, ModelLoadError, ServiceError } from '../errors.js'
+import { checkInputShape, inputDims, type InputSpec } from '../features/window-input.js'
 
 export interface ProbeTarget {
   /** Names the model in messages. */
@@ -15,10 +16,15 @@ export interface ProbeTarget {
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
+  /** The declared input (metadata `input`); absent: tabular. */
+  readonly input?: InputSpec
 }
 
 export async function probeModel (bytes: Uint8Array, target: ProbeTarget): Promise<void> {
   const { modelPath, inputName, outputName, featureCount } = target
+  const spec = target.input ?? { kind: 'tabular' }
+  const dims = inputDims(spec) ?? [featureCount]
+  const rowLength = dims.reduce((a, b) => a * b, 1)
   let session: ort.InferenceSession
   try {
     session = await ort.InferenceSession.create(ownedCopy(bytes), { intraOpNumThreads: 1, interOpNumThreads: 1 })
@@ -33,18 +39,23 @@ export async function probeModel (bytes: Uint8Array, target: ProbeTarget): Promi
       throw new ModelIncompatibleError(`model output "${outputName}" not found in ${modelPath} (outputs: ${session.outputNames.join(', ')})`)
     }
     const input = session.inputMetadata.find(m => m.name === inputName)
-    if (input !== undefined && input.isTensor) {
+    if (input !== undefined && input.isTensor && spec.kind !== 'tabular') {
+      const reason = input.type === 'float32' ? checkInputShape(spec, input.shape, featureCount) : `model input "${inputName}" is ${input.type}, the server sends float32`
+      if (reason !== null) throw new ModelIncompatibleError(`${modelPath}: ${reason}`)
+    } else if (input !== undefined && input.isTensor) {
       const shape = input.shape
       const width = shape[shape.length - 1]
       if (input.type !== 'float32' || shape.length !== 2 || (typeof width === 'number' && width !== featureCount)) {
         throw new ModelIncompatibleError(`model input "${inputName}" is ${input.type}[${shape.join(', ')}], the server sends float32[batch, ${featureCount}]`)
       }
     }
-    const rows = new Float32Array(2 * featureCount)
-    rows.fill(Number.NaN, 0, featureCount)
+    // Tabular: one row all missing, one all zero. Windowed: all zero (a flat window's GADF) and all
+    // -1 (its GASF): what any window can look like.
+    const rows = new Float32Array(2 * rowLength)
+    rows.fill(spec.kind === 'tabular' ? Number.NaN : -1, 0, rowLength)
     let out: ort.InferenceSession.ReturnType
     try {
-      out = await session.run({ [inputName]: new ort.Tensor('float32', rows, [2, featureCount]) }, [outputName])
+      out = await session.run({ [inputName]: new ort.Tensor('float32', rows, [2, ...dims]) }, [outputName])
     } catch (err) {
       throw new ModelIncompatibleError(`probe prediction failed on ${modelPath}: ${(err as Error).message}`)
     }

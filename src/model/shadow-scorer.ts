@@ -1,7 +1,7 @@
 import type { BatchObserver } from '../batching/dynamic-batcher.js'
 import type { PendingRequest } from '../batching/pending-request.js'
 import { kShadow, type BarTrack } from '../monitoring/bar-track.js'
-import { kFeatureCount } from '../features/feature-spec.js'
+import { kRowFloats } from '../features/row-layout.js'
 import type { LoadedModel } from './model-loader.js'
 
 export interface ShadowStats {
@@ -66,7 +66,7 @@ export class ShadowScorer<Candidate extends ShadowCandidate = LoadedModel> imple
       return -1
     }
     const buffer = new ArrayBuffer(features.byteLength)
-    new Float32Array(buffer).set(features.subarray(0, rows * kFeatureCount))
+    new Float32Array(buffer).set(features.subarray(0, rows * kRowFloats))
     const ticket = this.nextTicket++
     const entry: Pending = { rows, primary: null, shadow: null, primaryFailed: false }
     this.pending.set(ticket, entry)

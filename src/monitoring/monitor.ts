@@ -5,7 +5,10 @@ import { MarketSnapshot } from '../features/market-snapshot.js'
 import type { SymbolState } from '../features/symbol-state.js'
 import type { Logger } from '../log/logger.js'
 import type { PrometheusWriter } from '../metrics/prometheus-writer.js'
-import type { LoadedModel } from '../model/model-loader.js'
+import type { ModelMetadata } from '../model/model-metadata.js'
+
+/** What the monitor reads of the serving model (a single model or a set). */
+interface ServingInfo { readonly metadata: ModelMetadata, readonly modelVersion: string }
 import { kBookSlot, kBtcSlot, kFeatureSlot, kFundingSlot, kServing, kShadow, type BarTrack } from './bar-track.js'
 import { CaptureWriter } from './capture-writer.js'
 import { DriftMonitor } from './drift.js'
@@ -23,12 +26,12 @@ export class Monitor implements BarListener {
   readonly drift: DriftMonitor
   readonly capture: CaptureWriter | null
   private readonly barMs: number
-  private readonly servingModel: () => LoadedModel | null
+  private readonly servingModel: () => ServingInfo | null
   private readonly scratch = new MarketSnapshot()
   private readonly row = new Float32Array(kFeatureCount)
   private referenceSource: unknown = undefined
 
-  constructor (config: Config, log: Logger, servingModel: () => LoadedModel | null) {
+  constructor (config: Config, log: Logger, servingModel: () => ServingInfo | null) {
     this.barMs = config.barMs
     this.servingModel = servingModel
     this.realized = new RealizedOutcomes(config.evaluationWindow, config.evaluationThreshold)

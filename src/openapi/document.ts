@@ -253,6 +253,7 @@ function schemas (options: ApiDocumentOptions): Record<string, Json> {
           required: ['ok', 'failed', 'coalesced'],
         },
         shadow: { type: ['object', 'null'], description: 'Shadow (candidate) model statistics while one is scored.' },
+        model_set: { type: ['object', 'null'], additionalProperties: true, description: 'While a model set serves: set_version and, per member, model_version, input kind, weight, workers and the rows it answered (rows_used), could not answer (rows_no_history) or failed (rows_failed). Null for a single model.' },
         realized: { type: 'object', additionalProperties: true, description: 'Realized outcomes of served predictions per model version, over evaluation_window labelled bars and lifetime: hit rate, coverage and hit rate at evaluation_threshold, Brier score, log loss, standard errors (docs/monitoring.md).' },
         drift: { type: 'object', additionalProperties: true, description: 'Population stability index and NaN share per feature against the serving model\'s feature_reference, over drift_window rows; the top drifting features (docs/monitoring.md).' },
         capture: { type: ['object', 'null'], additionalProperties: true, description: 'capture_dir writer counters (rows written and dropped, bytes, files deleted, errors by code); null when capture is off.' },

@@ -49,6 +49,8 @@ export interface BatchSessionOptions {
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
+  /** Per-row tensor dims (default `[featureCount]`): `[C, N, N]` for a GAF member, `[C, N]` for a sequence. */
+  readonly rowDims?: readonly number[]
   /** Test hook: skip the native binding. */
   readonly forcePublic?: boolean
 }
@@ -90,7 +92,7 @@ class NativeBatchSession implements BatchSession {
   private readonly session: NativeSession
   private readonly inputName: string
   private readonly outputName: string
-  private readonly featureCount: number
+  private readonly rowDims: readonly number[]
   /** Reused per call: the binding reads them, never keeps them. */
   private readonly feeds: Record<string, ort.Tensor> = {}
   private readonly fetches: Record<string, null>
@@ -108,12 +110,12 @@ class NativeBatchSession implements BatchSession {
     }
     this.inputName = options.inputName
     this.outputName = options.outputName
-    this.featureCount = options.featureCount
+    this.rowDims = options.rowDims ?? [options.featureCount]
     this.fetches = { [options.outputName]: null }
   }
 
   run (input: Float32Array, rows: number): Float32Array {
-    this.feeds[this.inputName] = new ort.Tensor('float32', input, [rows, this.featureCount])
+    this.feeds[this.inputName] = new ort.Tensor('float32', input, shapeOf(rows, this.rowDims))
     const out = this.session.run(this.feeds, this.fetches, this.runOptions)[this.outputName]
     const data = out?.data
     if (!(data instanceof Float32Array)) throw new TypeError(`model output ${this.outputName} is not float32`)
@@ -127,18 +129,26 @@ class PublicBatchSession implements BatchSession {
   private readonly inputName: string
   private readonly outputName: string
   private readonly fetches: string[]
-  private readonly featureCount: number
+  private readonly rowDims: readonly number[]
 
   constructor (session: ort.InferenceSession, options: BatchSessionOptions) {
     this.session = session
     this.inputName = options.inputName
     this.outputName = options.outputName
     this.fetches = [options.outputName]
-    this.featureCount = options.featureCount
+    this.rowDims = options.rowDims ?? [options.featureCount]
   }
 
   async run (input: Float32Array, rows: number): Promise<Float32Array> {
-    const result = await this.session.run({ [this.inputName]: new ort.Tensor('float32', input, [rows, this.featureCount]) }, this.fetches)
+    const result = await this.session.run({ [this.inputName]: new ort.Tensor('float32', input, shapeOf(rows, this.rowDims)) }, this.fetches)
     return result[this.outputName]!.data as Float32Array
   }
+}
+
+/** [rows, ...dims] without a spread: one small array per batch. */
+function shapeOf (rows: number, dims: readonly number[]): number[] {
+  const shape = new Array<number>(dims.length + 1)
+  shape[0] = rows
+  for (let i = 0; i < dims.length; i++) shape[i + 1] = dims[i]!
+  return shape
 }

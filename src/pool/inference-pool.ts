@@ -5,7 +5,9 @@ import { Piscina } from 'piscina'
 import { ModelIncompatibleError, ModelLoadError } from '../errors.js'
 import type { BatchTask, InferenceWorkerData, WorkerReadyMessage } from './messages.js'
 import { completeFrom, type BatchCompletion } from '../batching/dynamic-batcher.js'
-import { SharedSlots } from './shared-slots.js'
+import { SharedSlots, type RowSlice } from './shared-slots.js'
+import type { InputSpec } from '../features/window-input.js'
+import { kWindowFloats, kWindowOffset } from '../features/row-layout.js'
 
 /**
  * How a batch reaches a worker. `shared-memory` (default): through the worker's SharedArrayBuffer
@@ -22,6 +24,13 @@ export interface InferencePoolOptions {
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
+  /**
+   * The input the workers build (absent: tabular rows of `featureCount`). Windowed members read
+   * the rows' window block and compute their tensor in the worker (docs/phase2.md says why).
+   */
+  readonly input?: InputSpec
+  /** Float32 slots per row in dispatched buffers (default `featureCount`: compact rows). */
+  readonly rowStride?: number
   readonly maxBatchSize: number
   readonly workers: number
   readonly warmupRuns: number
@@ -56,8 +65,18 @@ export class InferencePool {
     this.workers = options.workers
     this.transport = options.transport ?? 'shared-memory'
     this.slots = this.transport === 'shared-memory'
-      ? new SharedSlots(piscina as unknown as Piscina, options.workers, options.maxBatchSize, options.featureCount, (err) => { options.onWorkerError?.(err) })
+      ? new SharedSlots(piscina as unknown as Piscina, options.workers, options.maxBatchSize, options.featureCount, (err) => { options.onWorkerError?.(err) }, rowSliceOf(options))
       : null
+  }
+
+  /**
+   * Runs one batch reading rows from `source` and writing answers to `target` (a model set's
+   * members share one batch). Shared-memory transport only: the message transport moves the
+   * buffer it sends, so two pools cannot be given the same one.
+   */
+  dispatchFrom (source: ArrayBuffer, target: ArrayBuffer, rows: number, completion: BatchCompletion): void {
+    if (this.slots === null) throw new TypeError('dispatchFrom needs the shared-memory transport')
+    this.slots.dispatchFrom(source, target, rows, completion)
   }
 
   /** Starts the workers and resolves once every one has loaded and warmed its session. */
@@ -94,6 +113,8 @@ export class InferencePool {
         inputName: options.inputName,
         outputName: options.outputName,
         featureCount: options.featureCount,
+        input: options.input ?? { kind: 'tabular' },
+        rowStride: options.rowStride ?? options.featureCount,
         maxBatchSize: options.maxBatchSize,
         warmupRuns: options.warmupRuns,
         spinUs: options.workerSpinUs ?? 0,
@@ -147,4 +168,11 @@ export class InferencePool {
     if (force) await this.piscina.destroy()
     else await this.piscina.close({ force: false })
   }
+}
+
+/** What of each row the pool's slots carry: the features (tabular) or the window block. */
+function rowSliceOf (options: InferencePoolOptions): RowSlice {
+  const stride = options.rowStride ?? options.featureCount
+  if (options.input !== undefined && options.input.kind !== 'tabular') return { stride, offset: kWindowOffset, floats: kWindowFloats }
+  return { stride, offset: 0, floats: options.featureCount }
 }

@@ -10,6 +10,7 @@ import { BroadcastChannel, threadId } from 'node:worker_threads'
 import { move, workerData } from 'piscina'
 import { probeModel } from '../model/model-probe.js'
 import { openBatchSession, type BatchSession } from './batch-session.js'
+import { RowInput } from './row-input.js'
 import {
   kSlotControlBytes, kSlotDone, kSlotFailed, kSlotRequest, kSlotRows, kSlotState, kSlotStop,
   type BatchTask, type InferenceWorkerData, type ServeTask, type WorkerReadyMessage,
@@ -17,6 +18,8 @@ import {
 
 const data = workerData as InferenceWorkerData
 const { inputName, outputName, featureCount, spinUs } = data
+/** Builds the session's input from the rows this worker is sent (tabular rows, or windows). */
+const rowInput = new RowInput(data.input, featureCount, data.maxBatchSize)
 
 function report (message: WorkerReadyMessage): void {
   const channel = new BroadcastChannel(data.readyChannel)
@@ -26,12 +29,14 @@ function report (message: WorkerReadyMessage): void {
 
 async function openSession (): Promise<BatchSession> {
   // Validated here, off the main thread: the graph against its metadata, with a probe prediction.
-  await probeModel(data.modelBytes, { modelPath: data.modelPath, inputName, outputName, featureCount })
-  const created = await openBatchSession({ modelPath: data.modelPath, modelBytes: data.modelBytes, inputName, outputName, featureCount })
-  const warm = new Float32Array(data.maxBatchSize * featureCount).fill(Number.NaN)
+  await probeModel(data.modelBytes, { modelPath: data.modelPath, inputName, outputName, featureCount, input: data.input })
+  const created = await openBatchSession({ modelPath: data.modelPath, modelBytes: data.modelBytes, inputName, outputName, featureCount, rowDims: rowInput.rowDims })
+  // Tabular rows warm with every feature missing; windowed ones with zeros (a flat window's GADF).
+  const width = rowInput.rowLength
+  const warm = new Float32Array(data.maxBatchSize * width).fill(data.input.kind === 'tabular' ? Number.NaN : 0)
   for (let i = 0; i < data.warmupRuns; i++) {
     const rows = i % 2 === 0 ? 1 : data.maxBatchSize
-    await created.run(warm.subarray(0, rows * featureCount), rows)
+    await created.run(warm.subarray(0, rows * width), rows)
   }
   return created
 }
@@ -52,6 +57,12 @@ const sessionReady: Promise<BatchSession> = openSession().then(
 async function runBatch (session: BatchSession, task: BatchTask): Promise<unknown> {
   const { buffer, rows } = task
   const started = process.hrtime.bigint()
+  const stride = data.rowStride
+  if (stride !== featureCount) {
+    // Rows arrive at the batch buffer's stride (features/row-layout.ts): pack them in place.
+    const view = new Float32Array(buffer)
+    for (let r = 1; r < rows; r++) view.copyWithin(r * featureCount, r * stride, r * stride + featureCount)
+  }
   const probabilities = await session.run(new Float32Array(buffer, 0, rows * featureCount), rows)
   const out = new Float32Array(buffer)
   // probabilities is [rows, 2]: column 1 is P(up). Written over the consumed input.
@@ -68,7 +79,8 @@ async function runBatch (session: BatchSession, task: BatchTask): Promise<unknow
 async function serveLoop (session: BatchSession, task: ServeTask): Promise<number> {
   const control = new Int32Array(task.slot, 0, kSlotControlBytes / 4)
   const shared = new Float32Array(task.slot, kSlotControlBytes)
-  const local = new Float32Array(shared.length)
+  // Window blocks are doubles (windowed members only: a tabular slot's length need not be a multiple of 8).
+  const windows = data.input.kind === 'tabular' ? new Float64Array(0) : new Float64Array(task.slot, kSlotControlBytes)
   let served = 0
   for (;;) {
     let state = Atomics.load(control, kSlotState)
@@ -87,14 +99,16 @@ async function serveLoop (session: BatchSession, task: ServeTask): Promise<numbe
     }
     if (state === kSlotStop) return served
     const rows = control[kSlotRows]!
-    const width = rows * featureCount
     const started = process.hrtime.bigint()
     try {
-      local.set(shared.subarray(0, width))
-      // The native session answers synchronously: no await, so no trip round the event loop.
-      const answer = session.run(local.subarray(0, width), rows)
-      const probabilities = answer instanceof Float32Array ? answer : await answer
-      for (let i = 0; i < rows; i++) shared[i] = probabilities[i * 2 + 1]!
+      const valid = rowInput.build(shared, windows, rows)
+      let probabilities: Float32Array | null = null
+      if (valid > 0) {
+        // The native session answers synchronously: no await, so no trip round the event loop.
+        const answer = session.run(rowInput.input.subarray(0, valid * rowInput.rowLength), valid)
+        probabilities = answer instanceof Float32Array ? answer : await answer
+      }
+      rowInput.answer(probabilities, shared, rows)
       shared[rows] = Number(process.hrtime.bigint() - started) / 1000
       Atomics.store(control, kSlotState, kSlotDone)
     } catch {

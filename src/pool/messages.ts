@@ -1,3 +1,5 @@
+import type { InputSpec } from '../features/window-input.js'
+
 /**
  * What crosses the thread boundary, one message per batch.
  *
@@ -23,6 +25,10 @@ export interface InferenceWorkerData {
   readonly inputName: string
   readonly outputName: string
   readonly featureCount: number
+  /** Tabular rows, or a windowed input built in the worker from each row's window block. */
+  readonly input: InputSpec
+  /** Float32 slots per row of a transferred batch (message transport; slots hold packed rows). */
+  readonly rowStride: number
   readonly maxBatchSize: number
   readonly warmupRuns: number
   /** worker_spin_us: polling time before Atomics.wait in the serve loop (0: sleep at once). */

@@ -11,6 +11,8 @@ class Slot {
   buffer: SharedArrayBuffer
   control: Int32Array
   data: Float32Array
+  /** `data` as 32-bit integers: the strided copy moves bits, never float values (see `post`). */
+  words: Int32Array
   /** The long-running serve task on the worker that owns this slot. */
   task: Promise<number> | null = null
   /** The batch in flight: where answers go, and whom to tell (null: the slot is free). */
@@ -24,6 +26,7 @@ class Slot {
     this.buffer = new SharedArrayBuffer(bytes)
     this.control = new Int32Array(this.buffer, 0, kSlotControlBytes / 4)
     this.data = new Float32Array(this.buffer, kSlotControlBytes)
+    this.words = new Int32Array(this.buffer, kSlotControlBytes)
     this.onWake = () => { onWake(this) }
   }
 
@@ -32,13 +35,24 @@ class Slot {
     this.buffer = new SharedArrayBuffer(bytes)
     this.control = new Int32Array(this.buffer, 0, kSlotControlBytes / 4)
     this.data = new Float32Array(this.buffer, kSlotControlBytes)
+    this.words = new Int32Array(this.buffer, kSlotControlBytes)
   }
 }
 
 interface Waiting {
-  readonly buffer: ArrayBuffer
+  readonly source: ArrayBuffer
+  readonly target: ArrayBuffer
   readonly rows: number
   readonly completion: BatchCompletion
+}
+
+/** Which part of each batch row a pool's workers read (features/row-layout.ts). */
+export interface RowSlice {
+  /** Float32 slots per row in the batch buffer. */
+  readonly stride: number
+  /** First slot of the part read, and its length: what is copied, rows packed, into the slot. */
+  readonly offset: number
+  readonly floats: number
 }
 
 /**
@@ -54,16 +68,19 @@ export class SharedSlots {
   private readonly bytes: number
   private readonly slots: Slot[]
   private readonly free: Slot[]
-  private readonly featureCount: number
+  private readonly slice: RowSlice
   private closing = false
   private readonly onWorkerLost: (err: unknown) => void
   private readonly waiting: Waiting[] = []
   private drained: (() => void) | null = null
 
-  constructor (piscina: Piscina, workers: number, maxBatchSize: number, featureCount: number, onWorkerLost: (err: unknown) => void) {
+  /** `slice` defaults to compact rows of `featureCount` floats (tests, tools). */
+  constructor (piscina: Piscina, workers: number, maxBatchSize: number, featureCount: number, onWorkerLost: (err: unknown) => void,
+    slice: RowSlice = { stride: featureCount, offset: 0, floats: featureCount }) {
     this.piscina = piscina
-    this.featureCount = featureCount
-    this.bytes = kSlotControlBytes + maxBatchSize * featureCount * 4
+    this.slice = slice
+    // Answers (rows + 1 floats) are written over the head of the slot's data: keep room for them.
+    this.bytes = kSlotControlBytes + maxBatchSize * Math.max(slice.floats, 2) * 4
     this.onWorkerLost = onWorkerLost
     const wake = (slot: Slot): void => { this.onWake(slot) }
     this.slots = Array.from({ length: workers }, () => new Slot(this.bytes, wake))
@@ -72,6 +89,15 @@ export class SharedSlots {
   }
 
   dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
+    this.dispatchFrom(buffer, buffer, rows, completion)
+  }
+
+  /**
+   * Rows are read from `source` (when the batch is posted to a worker: a queued batch's source
+   * must stay unchanged until then) and answers written to `target`: a model set sends one batch
+   * to several members, each with its own answer buffer.
+   */
+  dispatchFrom (source: ArrayBuffer, target: ArrayBuffer, rows: number, completion: BatchCompletion): void {
     if (this.closing) {
       // Never during dispatch itself (BatchCompletion's contract).
       queueMicrotask(() => { completion.batchFailed(new InferenceError('the inference pool is closed')) })
@@ -79,16 +105,29 @@ export class SharedSlots {
     }
     const slot = this.free.pop()
     if (slot === undefined) {
-      this.waiting.push({ buffer, rows, completion })
+      this.waiting.push({ source, target, rows, completion })
       return
     }
     slot.completion = completion
-    this.post(slot, buffer, rows)
+    this.post(slot, source, target, rows)
   }
 
-  private post (slot: Slot, buffer: ArrayBuffer, rows: number): void {
-    slot.data.set(new Float32Array(buffer, 0, rows * this.featureCount))
-    slot.target = buffer
+  private post (slot: Slot, source: ArrayBuffer, target: ArrayBuffer, rows: number): void {
+    const { stride, offset, floats } = this.slice
+    if (stride === floats) {
+      slot.data.set(new Float32Array(source, 0, rows * floats))
+    } else {
+      // As 32-bit integers: a window block holds doubles, and a float32 read and write of half a
+      // double can rewrite it (NaN canonicalization turns a missing close into a number).
+      const from = new Int32Array(source)
+      const to = slot.words
+      for (let r = 0; r < rows; r++) {
+        const src = r * stride + offset
+        const dst = r * floats
+        for (let k = 0; k < floats; k++) to[dst + k] = from[src + k]!
+      }
+    }
+    slot.target = target
     slot.rows = rows
     const control = slot.control
     control[kSlotRows] = rows
@@ -165,7 +204,7 @@ export class SharedSlots {
     const next = this.waiting.shift()
     if (next !== undefined) {
       slot.completion = next.completion
-      this.post(slot, next.buffer, next.rows)
+      this.post(slot, next.source, next.target, next.rows)
       return
     }
     this.free.push(slot)

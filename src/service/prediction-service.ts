@@ -5,6 +5,7 @@ import type { PredictionSink } from '../batching/pending-request.js'
 import { FeatureStore } from '../features/feature-store.js'
 import type { MarketSnapshot } from '../features/market-snapshot.js'
 import { kApplyStale } from '../features/symbol-state.js'
+import { kWindowCloses } from '../features/row-layout.js'
 
 export const kSubmitted = 0
 export const kRejectModelNotLoaded = 1
@@ -55,6 +56,9 @@ export class PredictionService {
   private readonly batcher: DynamicBatcher
   private readonly options: PredictionServiceOptions
   private model: BatchRunner | null = null
+  private observerWindowed = false
+  /** A windowed member serves or shadows: rows carry their window block (features/row-layout.ts). */
+  private windows = false
   private shuttingDown = false
   private readinessWithdrawn = false
 
@@ -89,11 +93,16 @@ export class PredictionService {
   /** Puts a runner in service (null: none); batches already sent finish on the one it replaced. */
   setRunner (runner: BatchRunner | null): void {
     this.model = runner
+    this.windows = (runner?.windowed ?? false) || this.observerWindowed
     this.batcher.setRunner(runner)
   }
 
-  /** Shows every batch to `observer` as well (shadow scoring); null stops. */
-  setObserver (observer: BatchObserver | null): void { this.batcher.setObserver(observer) }
+  /** Shows every batch to `observer` as well (shadow scoring); null stops. `windowed`: it reads windows. */
+  setObserver (observer: BatchObserver | null, windowed = false): void {
+    this.observerWindowed = observer !== null && windowed
+    this.windows = (this.model?.windowed ?? false) || this.observerWindowed
+    this.batcher.setObserver(observer)
+  }
 
   /**
    * Admits one validated request. On `kSubmitted` the sink's `complete` is called exactly once,
@@ -108,6 +117,12 @@ export class PredictionService {
     const sym = symbol ?? this.options.defaultSymbol
     const rows = batcher.openRow()
     if (this.features.apply(sym, snapshot, Date.now(), rows, batcher.rowOffset()) === kApplyStale) return kRejectStale
+    // The window block is ~1 KB of doubles: written only while a member reads it. Its count is
+    // always written, so a row gathered before a windowed set swapped in reads as "no history".
+    const windows = batcher.openWindows()
+    const at = batcher.windowOffset()
+    if (this.windows) this.features.lastState!.writeWindow(windows, at, kWindowCloses)
+    else windows[at] = 0
     const now = performance.now()
     const req = batcher.acquire()
     req.sink = sink

@@ -8,20 +8,22 @@ import { DynamicBatcher, type BatchCompletion, type BatchRunner } from '../../sr
 import {
   kStatusDeadlineExceeded, kStatusInternal, kStatusOk, type PendingRequest, type PredictionSink,
 } from '../../src/batching/pending-request.js'
-import { kFeatureCount } from '../../src/features/feature-spec.js'
+import { kRowFloats } from '../../src/features/row-layout.js'
 
 interface Sent { buffer: ArrayBuffer, rows: number, firstFeatures: number[], resolve: (b: ArrayBuffer) => void, reject: (e: unknown) => void }
 
 class ManualRunner implements BatchRunner {
   readonly modelVersion = 'manual'
   readonly modelVersionJson = '"manual"'
+  readonly windowed = false
   readonly sent: Sent[] = []
   constructor (readonly workers: number) {}
   dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
     const features = new Float32Array(buffer)
-    const firstFeatures = Array.from({ length: rows }, (_, i) => features[i * kFeatureCount]!)
+    const firstFeatures = Array.from({ length: rows }, (_, i) => features[i * kRowFloats]!)
     this.sent.push({ buffer, rows, firstFeatures, resolve: (b) => { completion.batchDone(b) }, reject: (e) => { completion.batchFailed(e) } })
   }
+  componentsOf (): null { return null }
   /** Answers batch `i` with probability = the row's first feature / 1000. */
   answer (i: number): void {
     const b = this.sent[i]!
