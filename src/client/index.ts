@@ -11,6 +11,6 @@ export {
 export type { HealthCheckResult } from './http-transport.js'
 export { fallbackLogLine, signalLogLine, toSignal, type Signal, type SignalOptions } from './signal.js'
 export {
-  decodeServerBinary, decodeServerText, FbClientCodec, type Prediction, type PredictionRequest,
+  type ComponentStatus, decodeServerBinary, decodeServerText, FbClientCodec, type Prediction, type PredictionComponent, type PredictionRequest,
   type PredictionResult, type ServerHello, type ServerMessage,
 } from './wire-codec.js'

@@ -13,7 +13,7 @@ import { RemoteError } from './errors.js'
 
 export { FbClientCodec } from '../protocol/fb-client.js'
 export { batchText, requestText } from '../protocol/json-request.js'
-export type { Prediction, PredictionRequest, ServerHello } from '../protocol/messages.js'
+export type { ComponentStatus, Prediction, PredictionComponent, PredictionRequest, ServerHello } from '../protocol/messages.js'
 
 /** One item of a batch answer: a prediction, or the server's error for that item. */
 export type PredictionResult = ResultOf<RemoteError>

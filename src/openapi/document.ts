@@ -126,8 +126,28 @@ function schemas (options: ApiDocumentOptions): Record<string, Json> {
         model_version: { type: 'string' },
         symbol: { type: 'string', pattern: kSymbolPattern.source },
         latency_ms: { type: 'number', minimum: 0, description: 'Server time, body read to answer written.' },
+        components: {
+          type: 'array',
+          items: ref('PredictionComponent'),
+          description: 'Only when a model set answered: each member\'s part, in the set\'s member order; probability_long is their weighted mean. Absent for a single model.',
+        },
       },
       required: ['direction', 'confidence', 'probability_long', 'model_version', 'symbol', 'latency_ms'],
+      additionalProperties: false,
+    },
+    PredictionComponent: {
+      type: 'object',
+      properties: {
+        model_version: { type: 'string' },
+        probability_long: { type: ['number', 'null'], minimum: 0, maximum: 1, description: 'The member\'s P(up-move), 6 decimals; null when it was left out.' },
+        weight: { type: 'number', minimum: 0, maximum: 1, description: 'Its weight in this answer, renormalized over the members used, 6 decimals; 0 when left out.' },
+        status: {
+          type: 'string',
+          enum: ['used', 'no_history', 'failed'],
+          description: 'used: in the weighted mean; no_history: its symbol has fewer bars than its input window; failed: its inference failed.',
+        },
+      },
+      required: ['model_version', 'probability_long', 'weight', 'status'],
       additionalProperties: false,
     },
     BatchItemError: {
@@ -437,6 +457,7 @@ export function buildAsyncApiDocument (options: ApiDocumentOptions, flatbuffersS
   const componentsSchemas: Record<string, Json> = {
     PredictRequest: http.PredictRequest!,
     Prediction: { ...http.Prediction!, additionalProperties: true },
+    PredictionComponent: http.PredictionComponent!,
     ValidationIssue: http.ValidationIssue!,
     WsPredictRequest: {
       allOf: [s('PredictRequest'), {

@@ -7,10 +7,13 @@
  * may reuse the Builder at once.
  */
 import * as flatbuffers from 'flatbuffers'
-import type { PredictionRequest, PredictionResult, Prediction, RemoteErrorFactory, ServerMessage } from './messages.js'
+import type {
+  ComponentStatus as ComponentStatusName, PredictionComponent, PredictionRequest, PredictionResult, Prediction,
+  RemoteErrorFactory, ServerMessage,
+} from './messages.js'
 import { wireCodeOfFb } from './wire-codes.js'
 import {
-  BatchItem, BatchResult, Body, Direction, ErrorResponse, Hello, Message, PredictBatch,
+  BatchItem, BatchResult, Body, Component, ComponentStatus, Direction, ErrorResponse, Hello, Message, PredictBatch,
   PredictRequest, Prediction as FbPrediction,
 } from './generated/prediction_generated.js'
 
@@ -86,13 +89,41 @@ export class FbClientCodec {
 }
 
 function readPrediction (p: FbPrediction): Prediction {
-  return {
+  const prediction: Prediction = {
     direction: p.direction() === Direction.LONG ? 'LONG' : 'SHORT',
     confidence: p.confidence(),
     probability_long: p.probabilityLong(),
     model_version: p.modelVersion() ?? '',
     symbol: p.symbol() ?? '',
     latency_ms: p.latencyMs(),
+  }
+  // Absent field (a single model's answer, or a server older than model sets): no key, as in JSON.
+  const n = p.componentsLength()
+  if (hasComponents(p)) {
+    const components = new Array<PredictionComponent>(n)
+    const c = new Component()
+    for (let i = 0; i < n; i++) components[i] = readComponent(p.components(i, c)!)
+    prediction.components = components
+  }
+  return prediction
+}
+
+/** The field is present (possibly an empty vector): slot 18 is `components` (schema field 7). */
+function hasComponents (p: FbPrediction): boolean {
+  return p.bb !== null && p.bb.__offset(p.bb_pos, 18) !== 0
+}
+
+/** A status this client does not know (a newer server's) reads as `failed`: the member was not used. */
+const kStatusNames: Readonly<Record<number, ComponentStatusName>> = {
+  [ComponentStatus.USED]: 'used', [ComponentStatus.NO_HISTORY]: 'no_history', [ComponentStatus.FAILED]: 'failed',
+}
+
+function readComponent (c: Component): PredictionComponent {
+  return {
+    model_version: c.modelVersion() ?? '',
+    probability_long: c.probabilityLong(),
+    weight: c.weight(),
+    status: kStatusNames[c.status()] ?? 'failed',
   }
 }
 

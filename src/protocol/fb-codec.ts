@@ -20,14 +20,15 @@ import { isLong, round3, round6, wireConfidence } from './answer-values.js'
 import { clearDecoded, type DecodedRequest, type DecodeLimits } from './json-request.js'
 import {
   kFileIdentifier, kFrameBatch, kFrameInvalid, kFrameRequest, kProtocolVersion, type BatchResultSource,
-  type FrameKind, type HelloInfo,
+  type ComponentSource, type ComponentStatus as ComponentStatusName, type FrameKind, type HelloInfo,
 } from './messages.js'
 import {
   batchLengthIssue, batchLengthMessage, kIssue, kNumericFields, kSymbolPattern, numericIssue, timestampIssue,
 } from './request-fields.js'
 import { kWireToFb } from './wire-codes.js'
 import {
-  BatchItem, BatchResult, Body, Direction, ErrorResponse, Hello, Message, PredictRequest, Prediction,
+  BatchItem, BatchResult, Body, Component, ComponentStatus, Direction, ErrorResponse, Hello, Message, PredictRequest,
+  Prediction,
 } from './generated/prediction_generated.js'
 
 // Where they were first defined: tests and tools import them from here.
@@ -319,10 +320,16 @@ const kNoIssues: readonly ValidationIssue[] = Object.freeze([])
 
 const kMaxCachedStrings = 16_384
 
+const kFbStatus: Readonly<Record<ComponentStatusName, ComponentStatus>> = {
+  used: ComponentStatus.USED, no_history: ComponentStatus.NO_HISTORY, failed: ComponentStatus.FAILED,
+}
+
 /** Encodes the server's messages with one reused Builder; each result is valid until the next call. */
 export class FbWriter {
   private readonly builder = new flatbuffers.Builder(1024)
   private readonly offsets: number[] = []
+  /** The Component tables of the Prediction being written (inside a batch, while `offsets` holds its items). */
+  private readonly componentOffsets: number[] = []
   /**
    * UTF-8 of the strings every answer repeats (model versions, symbols). TextEncoder.encode was
    * most of the cost of encoding a Prediction (about 1.3 of 1.8 µs); the Builder copies bytes.
@@ -331,10 +338,13 @@ export class FbWriter {
   private readonly utf8 = new Map<string, Uint8Array>()
   private readonly encoder = new TextEncoder()
 
-  prediction (id: number, probability: number, modelVersion: string, symbol: string, latencyMs: number): Uint8Array {
+  /** `components`: a model set's members' parts; null (a single model) writes no components field at all. */
+  prediction (
+    id: number, probability: number, modelVersion: string, symbol: string, latencyMs: number, components: readonly ComponentSource[] | null,
+  ): Uint8Array {
     const b = this.builder
     b.clear()
-    const body = this.writePrediction(id, probability, modelVersion, symbol, latencyMs)
+    const body = this.writePrediction(id, probability, modelVersion, symbol, latencyMs, components)
     return this.finish(Body.Prediction, body)
   }
 
@@ -354,7 +364,8 @@ export class FbWriter {
       let prediction = 0
       let error = 0
       if (src.failed[i] === 0) {
-        prediction = this.writePrediction(src.itemIds[i]!, src.probability[i]!, src.modelVersions[i]!, src.symbols[i]!, src.latencyMs[i]!)
+        prediction = this.writePrediction(src.itemIds[i]!, src.probability[i]!, src.modelVersions[i]!, src.symbols[i]!, src.latencyMs[i]!,
+          src.components[i] ?? null)
       } else {
         error = this.writeError(src.itemIds[i]!, true, src.wireCodes[i]!, src.messages[i]!, src.details[i] ?? null)
       }
@@ -401,8 +412,12 @@ export class FbWriter {
     return bytes
   }
 
-  private writePrediction (id: number, probability: number, modelVersion: string, symbol: string, latencyMs: number): number {
+  private writePrediction (
+    id: number, probability: number, modelVersion: string, symbol: string, latencyMs: number, components: readonly ComponentSource[] | null,
+  ): number {
     const b = this.builder
+    // Children before the table (a FlatBuffers builder cannot nest tables).
+    const parts = components === null ? 0 : this.writeComponents(components)
     const version = b.createString(this.bytesOf(modelVersion))
     const sym = b.createString(this.bytesOf(symbol))
     const p = round6(probability)
@@ -414,7 +429,34 @@ export class FbWriter {
     Prediction.addModelVersion(b, version)
     Prediction.addSymbol(b, sym)
     Prediction.addLatencyMs(b, round3(latencyMs))
+    // Absent, not empty, for a single model: its Prediction stays byte for byte the phase-1 one
+    // (the builder trims the unused trailing vtable slot).
+    if (parts !== 0) Prediction.addComponents(b, parts)
     return Prediction.endPrediction(b)
+  }
+
+  /**
+   * The `components` vector. A left-out member's probability (NaN) is not written: the field is
+   * an optional scalar, read back as null; so is any non-finite probability. A non-finite weight
+   * (the combiner never makes one) is written as 0.
+   */
+  private writeComponents (components: readonly ComponentSource[]): number {
+    const b = this.builder
+    const tables = this.componentOffsets
+    tables.length = components.length
+    for (let i = 0; i < components.length; i++) {
+      const c = components[i]!
+      const version = b.createString(this.bytesOf(c.modelVersion))
+      Component.startComponent(b)
+      Component.addModelVersion(b, version)
+      if (Number.isFinite(c.probability)) Component.addProbabilityLong(b, round6(c.probability))
+      Component.addWeight(b, Number.isFinite(c.weight) ? round6(c.weight) : 0)
+      Component.addStatus(b, kFbStatus[c.status] ?? ComponentStatus.FAILED)
+      tables[i] = Component.endComponent(b)
+    }
+    const vector = Prediction.createComponentsVector(b, tables)
+    tables.length = 0
+    return vector
   }
 
   private writeError (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): number {

@@ -10,8 +10,8 @@
 import { kErrorTable, type ErrorCode, type ValidationIssue, type WireCode } from '../errors.js'
 import { isLong, round3, round6, wireConfidence } from './answer-values.js'
 import {
-  kProtocolVersion, type BatchResultSource, type HelloInfo, type Prediction, type PredictionResult,
-  type RemoteErrorFactory, type ServerMessage,
+  kProtocolVersion, type BatchResultSource, type ComponentSource, type ComponentStatus, type HelloInfo,
+  type Prediction, type PredictionComponent, type PredictionResult, type RemoteErrorFactory, type ServerMessage,
 } from './messages.js'
 import { wireCodeOfStatus, wireCodeOfText } from './wire-codes.js'
 
@@ -25,9 +25,30 @@ import { wireCodeOfStatus, wireCodeOfText } from './wire-codes.js'
  * so nothing is escaped here. One template, no intermediate string (measured: a nested
  * fields-string cost ~10% more per answer).
  */
-export function predictionJson (probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
+export function predictionJson (
+  probability: number, modelVersionJson: string, symbol: string, latencyMs: number, components: readonly ComponentSource[] | null,
+): string {
   const p = round6(probability)
-  return `{"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability, p)},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}}`
+  return `{"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability, p)},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}${components === null ? '' : componentsJson(components)}}`
+}
+
+/** Each status as its JSON string (a closed set: nothing from outside reaches the answer unescaped). */
+const kStatusJson: Readonly<Record<ComponentStatus, string>> = { used: '"used"', no_history: '"no_history"', failed: '"failed"' }
+
+/**
+ * `,"components":[...]`, appended after a model set's answer's own fields (never written for a
+ * single model, whose answer stays the phase-1 one byte for byte). A left-out member's
+ * probability is NaN: it is written as null, and so is any non-finite value (JSON has no NaN);
+ * a non-finite weight, which the combiner never makes, is written as 0 for the same reason.
+ */
+function componentsJson (components: readonly ComponentSource[]): string {
+  let out = ',"components":['
+  for (let i = 0; i < components.length; i++) {
+    const c = components[i]!
+    if (i > 0) out += ','
+    out += `{"model_version":${c.modelVersionJson},"probability_long":${Number.isFinite(c.probability) ? round6(c.probability) : 'null'},"weight":${Number.isFinite(c.weight) ? round6(c.weight) : 0},"status":${kStatusJson[c.status] ?? '"failed"'}}`
+  }
+  return `${out}]`
 }
 
 /** `{"detail": "<message>"}`, FastAPI's error body. */
@@ -58,16 +79,18 @@ export function httpBatchJson (src: HttpBatchSource): string {
   for (let i = 0; i < src.size; i++) {
     if (i > 0) out += ','
     out += src.failed[i] === 0
-      ? predictionJson(src.probability[i]!, src.modelVersionsJson[i]!, src.symbols[i]!, src.latencyMs[i]!)
+      ? predictionJson(src.probability[i]!, src.modelVersionsJson[i]!, src.symbols[i]!, src.latencyMs[i]!, src.components[i] ?? null)
       : httpItemErrorJson(src.codes[i]!, src.details[i] ?? null)
   }
   return `${out}]}`
 }
 
 /** A prediction text frame: the HTTP answer with `type` and `id` in front (same fields, same order). */
-export function predictionText (id: number, probability: number, modelVersionJson: string, symbol: string, latencyMs: number): string {
+export function predictionText (
+  id: number, probability: number, modelVersionJson: string, symbol: string, latencyMs: number, components: readonly ComponentSource[] | null,
+): string {
   const p = round6(probability)
-  return `{"type":"prediction","id":${id},"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability, p)},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}}`
+  return `{"type":"prediction","id":${id},"direction":"${isLong(probability) ? 'LONG' : 'SHORT'}","confidence":${wireConfidence(probability, p)},"probability_long":${p},"model_version":${modelVersionJson},"symbol":"${symbol}","latency_ms":${round3(latencyMs)}${components === null ? '' : componentsJson(components)}}`
 }
 
 export function errorText (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): string {
@@ -81,7 +104,7 @@ export function batchResultText (src: BatchResultSource, modelVersionsJson: read
   for (let i = 0; i < src.size; i++) {
     if (i > 0) out += ','
     out += src.failed[i] === 0
-      ? predictionText(src.itemIds[i]!, src.probability[i]!, modelVersionsJson[i]!, src.symbols[i]!, src.latencyMs[i]!)
+      ? predictionText(src.itemIds[i]!, src.probability[i]!, modelVersionsJson[i]!, src.symbols[i]!, src.latencyMs[i]!, src.components[i] ?? null)
       : errorText(src.itemIds[i]!, true, src.wireCodes[i]!, src.messages[i]!, src.details[i] ?? null)
   }
   return `${out}]}`
@@ -106,13 +129,28 @@ export function helloText (info: HelloInfo): string {
 // ---------------------------------------------------------------------------------------------
 
 function toPrediction (o: Record<string, unknown>): Prediction {
-  return {
+  const prediction: Prediction = {
     direction: o.direction === 'LONG' ? 'LONG' : 'SHORT',
     confidence: Number(o.confidence),
     probability_long: Number(o.probability_long),
     model_version: String(o.model_version),
     symbol: String(o.symbol),
     latency_ms: Number(o.latency_ms),
+  }
+  // Only a model set's answer has the key; a single model's prediction keeps the phase-1 shape.
+  if (Array.isArray(o.components)) prediction.components = (o.components as Array<Record<string, unknown>>).map(toComponent)
+  return prediction
+}
+
+const kStatuses: readonly ComponentStatus[] = ['used', 'no_history', 'failed']
+
+/** A `components` item; a status this client does not know (a newer server's) reads as `failed`: the member was not used. */
+function toComponent (o: Record<string, unknown>): PredictionComponent {
+  return {
+    model_version: String(o.model_version),
+    probability_long: typeof o.probability_long === 'number' ? o.probability_long : null,
+    weight: Number(o.weight),
+    status: kStatuses.includes(o.status as ComponentStatus) ? o.status as ComponentStatus : 'failed',
   }
 }
 

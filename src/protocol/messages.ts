@@ -44,6 +44,23 @@ export interface PredictionRequest {
   deadline_ms?: number | null
 }
 
+/**
+ * How a model set's member took part in an answer: `used` (in the weighted mean), `no_history`
+ * (a windowed member whose symbol has too few bars) or `failed` (its worker failed); the last two
+ * were left out (probability_long null, weight 0).
+ */
+export type ComponentStatus = 'used' | 'no_history' | 'failed'
+
+/** One member's part in a model set's answer (Prediction.components). */
+export interface PredictionComponent {
+  model_version: string
+  /** The member's P(up), rounded to 6 decimals; null when it was left out of this answer. */
+  probability_long: number | null
+  /** Its weight in this answer, renormalized over the members used (6 decimals); 0 when left out. */
+  weight: number
+  status: ComponentStatus
+}
+
 /** The contract's answer, as over HTTP. */
 export interface Prediction {
   direction: 'LONG' | 'SHORT'
@@ -54,6 +71,11 @@ export interface Prediction {
   symbol: string
   /** The server's own time for the request. */
   latency_ms: number
+  /**
+   * Only when a model set answered: each member's part, in the set's member order. Absent (not
+   * even an empty list) when a single model answered.
+   */
+  components?: PredictionComponent[]
 }
 
 /** One item of a batch answer: a prediction, or the server's error for that item. */
@@ -98,6 +120,19 @@ export interface HelloInfo {
   readonly defaultSymbol: string
 }
 
+/**
+ * A member's part in an answer as the server holds it (the batcher's Component,
+ * src/batching/pending-request.ts, has this shape): `modelVersionJson` is the pre-escaped JSON
+ * string of `modelVersion`, `probability` NaN and `weight` 0 when the member was left out.
+ */
+export interface ComponentSource {
+  readonly modelVersion: string
+  readonly modelVersionJson: string
+  readonly probability: number
+  readonly weight: number
+  readonly status: ComponentStatus
+}
+
 /** Outcome of every item of one batch, as the server keeps it until the whole batch is answered. */
 export interface BatchResultSource {
   readonly id: number
@@ -109,6 +144,8 @@ export interface BatchResultSource {
   readonly latencyMs: Float64Array
   readonly symbols: string[]
   readonly modelVersions: string[]
+  /** A model set's members' parts in item i's answer; null for a single model's answer (and for failed items). */
+  readonly components: ReadonlyArray<readonly ComponentSource[] | null>
   readonly wireCodes: WireCode[]
   readonly messages: string[]
   /** JSON of the item's FastAPI issues (validation), else null. */

@@ -10,7 +10,7 @@ import { FbFrameReader, FbWriter } from './fb-codec.js'
 import { batchResultText, errorText, helloText, predictionText } from './json-answer.js'
 import { JsonFrameReader } from './json-frame.js'
 import type { DecodedRequest, DecodeLimits } from './json-request.js'
-import type { BatchResultSource, FrameKind, HelloInfo } from './messages.js'
+import type { BatchResultSource, ComponentSource, FrameKind, HelloInfo } from './messages.js'
 
 /** What the transport reads of a client frame, whichever its format. Reused per frame. */
 export interface FrameReader {
@@ -41,7 +41,9 @@ export interface EncodableBatch extends BatchResultSource {
 export interface AnswerEncoder {
   /** ws.send's isBinary for what this encoder returns. */
   readonly binary: boolean
-  prediction (id: number, probability: number, modelVersion: string, modelVersionJson: string, symbol: string, latencyMs: number): string | Uint8Array
+  /** `components`: a model set's members' parts, or null for a single model's answer. */
+  prediction (id: number, probability: number, modelVersion: string, modelVersionJson: string, symbol: string, latencyMs: number,
+    components: readonly ComponentSource[] | null): string | Uint8Array
   error (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): string | Uint8Array
   batchResult (src: EncodableBatch): string | Uint8Array
   hello (info: HelloInfo): string | Uint8Array
@@ -50,8 +52,9 @@ export interface AnswerEncoder {
 export class FbAnswerEncoder implements AnswerEncoder {
   readonly binary = true
   private readonly writer = new FbWriter()
-  prediction (id: number, probability: number, modelVersion: string, _modelVersionJson: string, symbol: string, latencyMs: number): Uint8Array {
-    return this.writer.prediction(id, probability, modelVersion, symbol, latencyMs)
+  prediction (id: number, probability: number, modelVersion: string, _modelVersionJson: string, symbol: string, latencyMs: number,
+    components: readonly ComponentSource[] | null): Uint8Array {
+    return this.writer.prediction(id, probability, modelVersion, symbol, latencyMs, components)
   }
 
   error (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): Uint8Array {
@@ -64,8 +67,9 @@ export class FbAnswerEncoder implements AnswerEncoder {
 
 export class JsonAnswerEncoder implements AnswerEncoder {
   readonly binary = false
-  prediction (id: number, probability: number, _modelVersion: string, modelVersionJson: string, symbol: string, latencyMs: number): string {
-    return predictionText(id, probability, modelVersionJson, symbol, latencyMs)
+  prediction (id: number, probability: number, _modelVersion: string, modelVersionJson: string, symbol: string, latencyMs: number,
+    components: readonly ComponentSource[] | null): string {
+    return predictionText(id, probability, modelVersionJson, symbol, latencyMs, components)
   }
 
   error (id: number, idKnown: boolean, wireCode: WireCode, message: string, detailJson: string | null): string {

@@ -11,7 +11,7 @@
  * once at the end of the read loop: it is true exactly once, when the batch is complete.
  */
 import { performance } from 'node:perf_hooks'
-import type { PendingRequest } from '../batching/pending-request.js'
+import type { Component, PendingRequest } from '../batching/pending-request.js'
 import type { ErrorCode, WireCode } from '../errors.js'
 import type { HttpBatchSource } from '../protocol/json-answer.js'
 import { messageOf, wireOf } from '../protocol/wire-codes.js'
@@ -31,6 +31,11 @@ export class BatchTracker implements HttpBatchSource {
   symbols: string[] = []
   modelVersions: string[] = []
   modelVersionsJson: string[] = []
+  /**
+   * Item i's model-set members (PendingRequest.components, fresh per answer, so kept by
+   * reference); null for a single model's answer, which stores one null and allocates nothing.
+   */
+  components: Array<readonly Component[] | null> = []
   codes: ErrorCode[] = []
   wireCodes: WireCode[] = []
   messages: string[] = []
@@ -83,15 +88,19 @@ export class BatchTracker implements HttpBatchSource {
       this.symbols[i] = request.symbol
       this.modelVersions[i] = request.modelVersion
       this.modelVersionsJson[i] = request.modelVersionJson
+      this.components[i] = request.components
     } else {
       this.fail(i, code, messageOf(code), null)
     }
     return this.settle()
   }
 
-  /** Drops references to strings of this batch (details can be long) once it is answered. */
+  /** Drops references to strings and components of this batch (details can be long) once it is answered. */
   release (): void {
-    for (let i = 0; i < this.size; i++) this.details[i] = null
+    for (let i = 0; i < this.size; i++) {
+      this.details[i] = null
+      this.components[i] = null
+    }
     this.size = 0
   }
 }

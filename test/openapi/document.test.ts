@@ -10,7 +10,9 @@ import t from 'tap'
 import { kErrorTable, kRequestErrorCodes } from '../../src/errors.js'
 import { buildAsyncApiDocument, buildOpenApiDocument, type ApiDocumentOptions } from '../../src/openapi/document.js'
 import { readFlatBuffersSchema } from '../../src/openapi/package-info.js'
+import { predictionJson, predictionText } from '../../src/protocol/json-answer.js'
 import { kNumericFields } from '../../src/protocol/request-fields.js'
+import { OpenApiChecker } from '../helpers/openapi-check.js'
 
 const kOptions: ApiDocumentOptions = { version: '0.0.0-test', maxBatchRequests: 7, maxBodyBytes: 4096, defaultSymbol: 'ABCUSDT', adminEnabled: true }
 
@@ -82,4 +84,25 @@ t.test('AsyncAPI document: message schemas compile; FlatBuffers schema included'
   const request = ajv.compile({ $ref: 'urn:ml-prediction-server:asyncapi#/components/schemas/WsPredictRequest' })
   t.ok(request({ id: 1, price: 612.5 }))
   t.notOk(request({ price: 612.5 }), 'id is required')
+})
+
+t.test('a model set answer (components) matches both documents; a bad component does not', async (t) => {
+  const parts = [
+    { modelVersion: 'xgb_v1', modelVersionJson: '"xgb_v1"', probability: 0.61, weight: 1, status: 'used' as const },
+    { modelVersion: 'gaf "cnn"', modelVersionJson: JSON.stringify('gaf "cnn"'), probability: Number.NaN, weight: 0, status: 'no_history' as const },
+  ]
+  const checker = new OpenApiChecker(buildOpenApiDocument(kOptions))
+  const body = JSON.parse(predictionJson(0.61, '"set_v1"', 'ABCUSDT', 1.5, parts))
+  t.same(checker.validate('/components/schemas/Prediction', body), [], 'HTTP: a set answer')
+  t.same(checker.validate('/components/schemas/Prediction', JSON.parse(predictionJson(0.61, '"xgb_v1"', 'ABCUSDT', 1.5, null))), [], 'HTTP: a single model answer')
+  const bad = { ...body, components: [{ ...body.components[0], status: 'skipped' }] }
+  t.not(checker.validate('/components/schemas/Prediction', bad).length, 0, 'an unknown status is refused')
+  const extra = { ...body, components: [{ ...body.components[0], note: 1 }] }
+  t.not(checker.validate('/components/schemas/Prediction', extra).length, 0, 'an undocumented component field is refused')
+
+  const ajv = new Ajv2020({ strict: false })
+  ajv.addSchema({ ...buildAsyncApiDocument(kOptions, readFlatBuffersSchema()), $id: 'urn:ml-prediction-server:asyncapi' })
+  const frame = ajv.compile({ $ref: 'urn:ml-prediction-server:asyncapi#/components/schemas/WsPrediction' })
+  t.ok(frame(JSON.parse(predictionText(4, 0.61, '"set_v1"', 'ABCUSDT', 1.5, parts))), '/ws text frame with components')
+  t.notOk(frame({ ...JSON.parse(predictionText(4, 0.61, '"set_v1"', 'ABCUSDT', 1.5, parts)), components: [{ model_version: 'x' }] }), 'an incomplete component is refused')
 })

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { predictionJson } from '../../src/protocol/json-answer.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 
 const run = promisify(execFile)
@@ -19,6 +20,11 @@ const require = createRequire(import.meta.url)
 const kGenerator = join(resolve(require.resolve('openapi-typescript/package.json'), '..'), 'bin', 'cli.js')
 const kTsc = require.resolve('typescript/bin/tsc')
 const kGood = { price: 612.5, open: 611, high: 613, low: 610.5, volume: 10, symbol: 'GENUSDT' }
+/** A model set's answer as the server writes it (src/protocol/json-answer.ts); the default server serves one model. */
+const kSetAnswer = JSON.parse(predictionJson(0.58, '"set_v1"', 'GENUSDT', 1.25, [
+  { modelVersion: 'xgb_v1', modelVersionJson: '"xgb_v1"', probability: 0.58, weight: 1, status: 'used' },
+  { modelVersion: 'gaf_cnn_v1', modelVersionJson: '"gaf_cnn_v1"', probability: Number.NaN, weight: 0, status: 'no_history' },
+]))
 
 async function tsc (dir: string, file: string): Promise<{ ok: boolean, out: string }> {
   try {
@@ -70,6 +76,9 @@ export const metrics200: Json<'/metrics', 'get', 200> = ${lit(answers.metrics200
 type Generated = components['schemas']['Prediction']
 export const a: ClientPrediction = predict200 satisfies Generated
 export const b: Generated = a
+// A model set's answer (issue 14): the components list, a left-out member's null included.
+export const setAnswer: ClientPrediction = ${lit(kSetAnswer)} satisfies Json<'/predict', 'post', 200>
+export const c: Generated = setAnswer
 `)
   const good = await tsc(dir, 'use.ts')
   t.ok(good.ok, `real answers type-check against the generated client\n${good.out}`)
@@ -78,9 +87,11 @@ export const b: Generated = a
 import type { components } from './api.js'
 export const p: components['schemas']['Prediction'] = { ...${lit(answers.predict200)}, direction: 'UP' }
 export const r: components['schemas']['PredictRequest'] = { volume: 1 }
+export const s: components['schemas']['Prediction'] = { ...${lit(kSetAnswer)}, components: [{ model_version: 'm', probability_long: 0.5, weight: 1, status: 'skipped' }] }
 `)
   const bad = await tsc(dir, 'bad.ts')
   t.notOk(bad.ok, 'a wrong direction and a request without price are type errors')
   t.match(bad.out, /"UP"/)
   t.match(bad.out, /price/)
+  t.match(bad.out, /"skipped"/, 'an unknown component status is a type error')
 })

@@ -115,12 +115,12 @@ t.test('PredictBatch: items decoded in order with their ids; too long is refused
 
 t.test('Prediction, ErrorResponse, BatchResult and Hello: server writer -> client decoder', async (t) => {
   const w = new FbWriter()
-  t.same(decodeServerBinary(w.prediction(9, 0.7234567, 'xgb_v1', 'BNBUSDT', 0.41234)), {
+  t.same(decodeServerBinary(w.prediction(9, 0.7234567, 'xgb_v1', 'BNBUSDT', 0.41234, null)), {
     kind: 'prediction',
     id: 9,
     prediction: { direction: 'LONG', confidence: 0.723457, probability_long: 0.723457, model_version: 'xgb_v1', symbol: 'BNBUSDT', latency_ms: 0.412 },
   })
-  const short = decodeServerBinary(w.prediction(10, 0.25, 'xgb_v1', 'X', 1))
+  const short = decodeServerBinary(w.prediction(10, 0.25, 'xgb_v1', 'X', 1, null))
   t.match(short, { kind: 'prediction', id: 10, prediction: { direction: 'SHORT', confidence: 0.75, probability_long: 0.25 } })
 
   const detail = [{ loc: ['price'], msg: 'field required', type: 'value_error.missing' }]
@@ -146,6 +146,7 @@ t.test('Prediction, ErrorResponse, BatchResult and Hello: server writer -> clien
     latencyMs: Float64Array.of(0.5, 0),
     symbols: ['A', ''],
     modelVersions: ['v', ''],
+    components: [null, null],
     wireCodes: ['OVERLOADED', 'OVERLOADED'],
     messages: ['', 'Overloaded'],
     details: [null, null],
@@ -173,7 +174,7 @@ t.test('Prediction, ErrorResponse, BatchResult and Hello: server writer -> clien
 
   // The same messages as JSON text frames decode to the same values.
   t.same(decodeServerText(helloText(info)), { kind: 'hello', hello: expectedHello })
-  t.same(decodeServerText(predictionText(9, 0.7234567, '"xgb_v1"', 'BNBUSDT', 0.41234)), decodeServerBinary(w.prediction(9, 0.7234567, 'xgb_v1', 'BNBUSDT', 0.41234)))
+  t.same(decodeServerText(predictionText(9, 0.7234567, '"xgb_v1"', 'BNBUSDT', 0.41234, null)), decodeServerBinary(w.prediction(9, 0.7234567, 'xgb_v1', 'BNBUSDT', 0.41234, null)))
   t.match(decodeServerText(errorText(11, true, 'INVALID_ARGUMENT', 'm', JSON.stringify(detail))), { kind: 'error', id: 11, error: { wireCode: 'INVALID_ARGUMENT', detail } })
   t.match(decodeServerText(errorText(0, false, 'INTERNAL', 'm', null)), { kind: 'error', id: null })
   t.match(decodeServerText(batchResultText(src, ['"v"', '""'])), batch)
@@ -181,8 +182,8 @@ t.test('Prediction, ErrorResponse, BatchResult and Hello: server writer -> clien
 
 t.test('the Builder is reused: a result stays valid until the next encode only', async (t) => {
   const w = new FbWriter()
-  const first = w.prediction(1, 0.6, 'v', 'A', 1)
+  const first = w.prediction(1, 0.6, 'v', 'A', 1, null)
   const copy = first.slice()
-  w.prediction(2, 0.3, 'v', 'BBBBBBBB', 2)
+  w.prediction(2, 0.3, 'v', 'BBBBBBBB', 2, null)
   t.match(decodeServerBinary(copy), { id: 1 }, 'a copy taken before the next encode is intact')
 })

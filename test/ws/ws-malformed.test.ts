@@ -94,7 +94,7 @@ const cases: Case[] = [
   { name: 'truncated FlatBuffer (half a request)', frame: good.slice(0, Math.floor(good.length / 2)), id: null },
   { name: 'truncated FlatBuffer (last 8 bytes cut)', frame: good.slice(0, good.length - 8), id: null },
   { name: 'a Message with no body', frame: emptyMessage(), id: null },
-  { name: 'wrong union type: a Prediction', frame: copy(writer.prediction(55, 0.6, 'v', 'A', 1)), id: 55 },
+  { name: 'wrong union type: a Prediction', frame: copy(writer.prediction(55, 0.6, 'v', 'A', 1, null)), id: 55 },
   { name: 'wrong union type: a Hello', frame: copy(writer.hello({ modelVersion: 'v', featureSetVersion: 'f', features: ['a'], maxInFlight: 1, maxMessageBytes: 1, maxBatchRequests: 1, defaultSymbol: 'A' })), id: null },
   { name: 'unknown union type 99', frame: withUnionType(good, 99), id: null },
   // Type confusion: the price's low 32 bits, read as the requests vector's offset, point outside.

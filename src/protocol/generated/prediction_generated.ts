@@ -22,6 +22,26 @@ export enum ErrorCode {
   INTERNAL = 4
 }
 
+/**
+ * How one member of a model set took part in an answer (Component.status). Never renumbered.
+ */
+export enum ComponentStatus {
+  /**
+   * Its probability is in the weighted mean.
+   */
+  USED = 0,
+
+  /**
+   * A windowed member whose symbol has fewer bars than its window: left out of this answer.
+   */
+  NO_HISTORY = 1,
+
+  /**
+   * Its worker failed the batch: left out of this answer.
+   */
+  FAILED = 2
+}
+
 export enum Body {
   NONE = 0,
   PredictRequest = 1,
@@ -63,6 +83,92 @@ export function unionListToBody(
     case 'Hello': return accessor(index, new Hello())! as Hello;
     default: return null;
   }
+}
+
+/**
+ * One member's part in a model set's answer (Prediction.components).
+ */
+export class Component {
+  bb: flatbuffers.ByteBuffer|null = null;
+  bb_pos = 0;
+  __init(i:number, bb:flatbuffers.ByteBuffer):Component {
+  this.bb_pos = i;
+  this.bb = bb;
+  return this;
+}
+
+static getRootAsComponent(bb:flatbuffers.ByteBuffer, obj?:Component):Component {
+  return (obj || new Component()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+static getSizePrefixedRootAsComponent(bb:flatbuffers.ByteBuffer, obj?:Component):Component {
+  bb.setPosition(bb.position() + flatbuffers.SIZE_PREFIX_LENGTH);
+  return (obj || new Component()).__init(bb.readInt32(bb.position()) + bb.position(), bb);
+}
+
+modelVersion():string|null
+modelVersion(optionalEncoding:flatbuffers.Encoding):string|Uint8Array|null
+modelVersion(optionalEncoding?:any):string|Uint8Array|null {
+  const offset = this.bb!.__offset(this.bb_pos, 4);
+  return offset ? this.bb!.__string(this.bb_pos + offset, optionalEncoding) : null;
+}
+
+/**
+ * The member's P(up), rounded to 6 decimals; absent when the member was left out.
+ */
+probabilityLong():number|null {
+  const offset = this.bb!.__offset(this.bb_pos, 6);
+  return offset ? this.bb!.readFloat64(this.bb_pos + offset) : null;
+}
+
+/**
+ * Its weight in this answer after the left-out members' weights were renormalized away
+ * (rounded to 6 decimals); 0 when left out.
+ */
+weight():number {
+  const offset = this.bb!.__offset(this.bb_pos, 8);
+  return offset ? this.bb!.readFloat64(this.bb_pos + offset) : 0.0;
+}
+
+status():ComponentStatus {
+  const offset = this.bb!.__offset(this.bb_pos, 10);
+  return offset ? this.bb!.readInt8(this.bb_pos + offset) : ComponentStatus.USED;
+}
+
+static startComponent(builder:flatbuffers.Builder) {
+  builder.startObject(4);
+}
+
+static addModelVersion(builder:flatbuffers.Builder, modelVersionOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(0, modelVersionOffset, 0);
+}
+
+static addProbabilityLong(builder:flatbuffers.Builder, probabilityLong:number) {
+  builder.addFieldFloat64(1, probabilityLong, null);
+}
+
+static addWeight(builder:flatbuffers.Builder, weight:number) {
+  builder.addFieldFloat64(2, weight, 0.0);
+}
+
+static addStatus(builder:flatbuffers.Builder, status:ComponentStatus) {
+  builder.addFieldInt8(3, status, ComponentStatus.USED);
+}
+
+static endComponent(builder:flatbuffers.Builder):flatbuffers.Offset {
+  const offset = builder.endObject();
+  return offset;
+}
+
+static createComponent(builder:flatbuffers.Builder, modelVersionOffset:flatbuffers.Offset, probabilityLong:number|null, weight:number, status:ComponentStatus):flatbuffers.Offset {
+  Component.startComponent(builder);
+  Component.addModelVersion(builder, modelVersionOffset);
+  if (probabilityLong !== null)
+    Component.addProbabilityLong(builder, probabilityLong);
+  Component.addWeight(builder, weight);
+  Component.addStatus(builder, status);
+  return Component.endComponent(builder);
+}
 }
 
 /**
@@ -448,8 +554,22 @@ latencyMs():number {
   return offset ? this.bb!.readFloat64(this.bb_pos + offset) : 0.0;
 }
 
+/**
+ * Added with model sets: each member's part, in the set's member order, when a set answered;
+ * absent for a single model's answer. Readers built before it ignore it.
+ */
+components(index: number, obj?:Component):Component|null {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? (obj || new Component()).__init(this.bb!.__indirect(this.bb!.__vector(this.bb_pos + offset) + index * 4), this.bb!) : null;
+}
+
+componentsLength():number {
+  const offset = this.bb!.__offset(this.bb_pos, 18);
+  return offset ? this.bb!.__vector_len(this.bb_pos + offset) : 0;
+}
+
 static startPrediction(builder:flatbuffers.Builder) {
-  builder.startObject(7);
+  builder.startObject(8);
 }
 
 static addId(builder:flatbuffers.Builder, id:number) {
@@ -480,12 +600,28 @@ static addLatencyMs(builder:flatbuffers.Builder, latencyMs:number) {
   builder.addFieldFloat64(6, latencyMs, 0.0);
 }
 
+static addComponents(builder:flatbuffers.Builder, componentsOffset:flatbuffers.Offset) {
+  builder.addFieldOffset(7, componentsOffset, 0);
+}
+
+static createComponentsVector(builder:flatbuffers.Builder, data:flatbuffers.Offset[]):flatbuffers.Offset {
+  builder.startVector(4, data.length, 4);
+  for (let i = data.length - 1; i >= 0; i--) {
+    builder.addOffset(data[i]!);
+  }
+  return builder.endVector();
+}
+
+static startComponentsVector(builder:flatbuffers.Builder, numElems:number) {
+  builder.startVector(4, numElems, 4);
+}
+
 static endPrediction(builder:flatbuffers.Builder):flatbuffers.Offset {
   const offset = builder.endObject();
   return offset;
 }
 
-static createPrediction(builder:flatbuffers.Builder, id:number, direction:Direction, confidence:number, probabilityLong:number, modelVersionOffset:flatbuffers.Offset, symbolOffset:flatbuffers.Offset, latencyMs:number):flatbuffers.Offset {
+static createPrediction(builder:flatbuffers.Builder, id:number, direction:Direction, confidence:number, probabilityLong:number, modelVersionOffset:flatbuffers.Offset, symbolOffset:flatbuffers.Offset, latencyMs:number, componentsOffset:flatbuffers.Offset):flatbuffers.Offset {
   Prediction.startPrediction(builder);
   Prediction.addId(builder, id);
   Prediction.addDirection(builder, direction);
@@ -494,6 +630,7 @@ static createPrediction(builder:flatbuffers.Builder, id:number, direction:Direct
   Prediction.addModelVersion(builder, modelVersionOffset);
   Prediction.addSymbol(builder, symbolOffset);
   Prediction.addLatencyMs(builder, latencyMs);
+  Prediction.addComponents(builder, componentsOffset);
   return Prediction.endPrediction(builder);
 }
 }

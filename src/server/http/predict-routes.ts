@@ -225,7 +225,8 @@ class SingleContext extends PredictContext {
       res.cork(() => { this.resume(); writeError(res, code, undefined, routes.service.isDraining) })
       return
     }
-    const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, routes.outcomes.answered(this.startMs))
+    const body = predictionJson(request.probability, request.modelVersionJson, request.symbol, routes.outcomes.answered(this.startMs),
+      request.components)
     res.cork(() => { this.resume(); writeJson(res, 200, body, routes.service.isDraining) })
   }
 }

@@ -79,7 +79,7 @@ export class SendQueue {
           const code = slots.codes[entry]
           const message = code === null
             ? encoder.prediction(slots.ids[entry]!, slots.probability[entry]!, slots.versions[entry]!, slots.versionsJson[entry]!,
-              slots.symbols[entry]!, outcomes.answered(slots.startMs[entry]!))
+              slots.symbols[entry]!, outcomes.answered(slots.startMs[entry]!), slots.components[entry] ?? null)
             : encoder.error(slots.ids[entry]!, true, wireOf(code!), messageOf(code!), null)
           sendOrClose(ws, message, encoder.binary, log)
         }

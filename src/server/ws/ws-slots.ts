@@ -13,7 +13,7 @@
  * (`codes[slot]` null: a prediction). A batch item's outcome goes to its BatchTracker and its
  * slot is freed at once.
  */
-import type { PendingRequest } from '../../batching/pending-request.js'
+import type { Component, PendingRequest } from '../../batching/pending-request.js'
 import type { ErrorCode } from '../../errors.js'
 import type { FormatIndex } from '../../protocol/ws-formats.js'
 
@@ -32,6 +32,8 @@ export class SlotTable {
   readonly symbols: string[] = []
   readonly versions: string[] = []
   readonly versionsJson: string[] = []
+  /** A model set's answer's members (the array is fresh per answer: kept as is); null for a single model. */
+  readonly components: Array<readonly Component[] | null> = []
   /** null: the request was answered with a prediction; else its failure's code. */
   readonly codes: Array<ErrorCode | null> = []
   private capacity = 0
@@ -52,6 +54,8 @@ export class SlotTable {
   }
 
   release (slot: number): void {
+    // Only a set's answer holds an array here: let it go with the slot.
+    if (this.components[slot] != null) this.components[slot] = null
     this.inFlight--
     this.free[this.freeTop++] = slot
   }
@@ -72,6 +76,7 @@ export class SlotTable {
     this.symbols[slot] = request.symbol
     this.versions[slot] = request.modelVersion
     this.versionsJson[slot] = request.modelVersionJson
+    this.components[slot] = request.components
   }
 
   /** Doubles the table (all slots are in use), up to maxInFlight; false when at the limit. */
