@@ -7,7 +7,7 @@
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { postJson, startServer } from '../helpers/start-server.js'
 
 const kModels = fileURLToPath(new URL('../../models/', import.meta.url))
@@ -18,7 +18,7 @@ const kShippedSet = join(kModels, 'ensemble_phase2_v1.set.json')
 const good = (): Record<string, any> => JSON.parse(readFileSync(kShippedSet, 'utf8'))
 
 /** A folder holding copies of both members, with their metadata edited by `edit` (file stem -> metadata). */
-function folder (t: Parameters<Parameters<typeof t.test>[1]>[0], edit: Record<string, (meta: any) => void> = {}): string {
+function folder (t: Test, edit: Record<string, (meta: any) => void> = {}): string {
   const dir = t.testdir({})
   for (const stem of [kTree, kCnn]) {
     copyFileSync(join(kModels, `${stem}.onnx`), join(dir, `${stem}.onnx`))

@@ -77,7 +77,7 @@ t.test('the CNN member answers what PyTorch answered for the same closes; the tr
   t.equal(members[0].rows_used, kRows * 32, 'the tree answered every request')
   t.equal(members[1].rows_used, kRows, 'the CNN answered the last bar of each row')
   t.equal(members[1].rows_no_history, kRows * 31, 'and was left out of the others')
-  const prom = await fetch(`${url}/metrics`).then(r => r.text())
+  const prom = await fetch(`${url}/metrics/prometheus`).then(r => r.text())
   t.match(prom, /ml_set_member_rows_total\{member="gaf_cnn_phase2_v1",outcome="used"\} 6/)
 })
 
@@ -88,6 +88,41 @@ t.test('a gap longer than max_gap_bars resets the window: the CNN is left out un
   const res = await postJson(`${url}/predict`, gapped)
   t.equal(res.status, 200)
   t.equal(res.body.components[1].status, 'no_history', 'after a 10-bar gap the history restarts')
+})
+
+t.test('a minute without btc_price inside the window leaves the CNN out (a missing close stays missing on its way to the worker)', async (t) => {
+  const { url } = await startServer(t, { model_path: kSet, workers: 1 })
+  let last: any = null
+  for (let j = 0; j < 32; j++) {
+    const body = barRequest(3, j)
+    if (j === 10) delete body.btc_price
+    last = await postJson(`${url}/predict`, body)
+  }
+  t.equal(last.status, 200)
+  t.equal(last.body.components[1].status, 'no_history', 'BTC\'s close for bar 10 is missing: the GAF cannot be built')
+  t.equal(last.body.probability_long, last.body.components[0].probability_long, 'the tree answers alone')
+})
+
+t.test('a member whose batch fails is left out of it; the other members still answer', async (t) => {
+  const { url, server } = await startServer(t, { model_path: kSet, workers: 1 })
+  for (let j = 0; j < 31; j++) await postJson(`${url}/predict`, barRequest(4, j))
+  // The CNN member's next batch fails as if its session had thrown (the way test/helpers/
+  // inference-gate.ts fails a single model's batch); the pool and the tree member are real.
+  const set = server.models.serving as unknown as { models: Array<{ dispatchFrom: (...args: any[]) => void }> }
+  const cnn = set.models[1]!
+  const real = cnn.dispatchFrom.bind(cnn)
+  cnn.dispatchFrom = (_source, _target, _rows, completion) => {
+    cnn.dispatchFrom = real
+    queueMicrotask(() => { completion.batchFailed(new Error('injected member failure')) })
+  }
+  const failed = await postJson(`${url}/predict`, barRequest(4, 31))
+  t.equal(failed.status, 200, 'answered by the tree')
+  t.same(failed.body.components.map((c: any) => [c.status, c.weight, c.probability_long === null]), [['used', 1, false], ['failed', 0, true]])
+  t.equal(failed.body.probability_long, failed.body.components[0].probability_long)
+  const next = await postJson(`${url}/predict`, { ...barRequest(4, 31), price: (barRequest(4, 31).price as number) * 1.0001 })
+  t.equal(next.body.components[1].status, 'used', 'the next batch reaches the CNN again')
+  const members = (await getJson(`${url}/metrics?format=json`)).body.model_set.members
+  t.equal(members[1].rows_failed, 1, 'counted under rows_failed')
 })
 
 t.test('swaps between a single model and a set under traffic lose no request', async (t) => {
