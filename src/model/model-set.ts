@@ -124,28 +124,35 @@ interface Member {
   readonly model: LoadedModel
   /** The declared weight (the set renormalizes per row over the members that answered). */
   readonly weight: number
-  readonly answers: Float32Array
-  readonly target: ArrayBuffer
   used: number
   noHistory: number
   failed: number
 }
 
-/** One batch on its way through every member. Pooled per set. */
+/**
+ * One batch on its way through every member. Pooled per set; each holds its own answer buffer
+ * per member, since several batches can be in flight at once (one per worker of the widest pool).
+ */
 class SetCall {
   readonly set: LoadedSet
   readonly completions: MemberCompletion[]
+  /** Per member: where its pool writes this batch's answers (P(up) per row, then its time). */
+  readonly targets: ArrayBuffer[]
+  readonly answers: Float32Array[]
   /** 0 waiting, 1 answered, 2 failed: per member. */
   readonly state: Uint8Array
   buffer: ArrayBuffer | null = null
   rows = 0
   remaining = 0
+  failed = 0
   completion: BatchCompletion | null = null
 
-  constructor (set: LoadedSet, members: number) {
+  constructor (set: LoadedSet, members: number, maxBatchSize: number) {
     this.set = set
     this.state = new Uint8Array(members)
     this.completions = Array.from({ length: members }, (_, m) => new MemberCompletion(this, m))
+    this.targets = Array.from({ length: members }, () => new ArrayBuffer((maxBatchSize + 1) * 4))
+    this.answers = this.targets.map(b => new Float32Array(b))
   }
 }
 
@@ -171,6 +178,7 @@ export class LoadedSet implements BatchRunner {
   /** Batches in flight at once: the widest member's pool (narrower ones queue theirs). */
   readonly workers: number
   private readonly members: readonly Member[]
+  private readonly maxBatchSize: number
   private readonly freeCalls: SetCall[] = []
   /** Member failures, for the log: the pool also reports a dead worker itself. */
   private readonly onMemberFailure: ((version: string) => void) | null
@@ -182,10 +190,8 @@ export class LoadedSet implements BatchRunner {
     this.modelVersionJson = JSON.stringify(definition.set_version)
     this.modelPath = setPath
     this.loadedAt = new Date()
-    this.members = models.map((model, m) => {
-      const target = new ArrayBuffer((maxBatchSize + 1) * 4)
-      return { model, weight: definition.members[m]!.weight, answers: new Float32Array(target), target, used: 0, noHistory: 0, failed: 0 }
-    })
+    this.members = models.map((model, m) => ({ model, weight: definition.members[m]!.weight, used: 0, noHistory: 0, failed: 0 }))
+    this.maxBatchSize = maxBatchSize
     this.windowed = models.some(m => m.windowed)
     this.workers = Math.max(...models.map(m => m.workers))
     const tabular = models.find(m => !m.windowed)!
@@ -206,16 +212,14 @@ export class LoadedSet implements BatchRunner {
 
   dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
     const members = this.members
-    const call = this.freeCalls.pop() ?? new SetCall(this, members.length)
+    const call = this.freeCalls.pop() ?? new SetCall(this, members.length, this.maxBatchSize)
     call.buffer = buffer
     call.rows = rows
     call.completion = completion
     call.remaining = members.length
+    call.failed = 0
     call.state.fill(0)
-    for (let m = 0; m < members.length; m++) {
-      const member = members[m]!
-      member.model.dispatchFrom(buffer, member.target, rows, call.completions[m]!)
-    }
+    for (let m = 0; m < members.length; m++) members[m]!.model.dispatchFrom(buffer, call.targets[m]!, rows, call.completions[m]!)
   }
 
   run (buffer: ArrayBuffer, rows: number): Promise<ArrayBuffer> { return runBatch(this, buffer, rows) }
@@ -224,6 +228,7 @@ export class LoadedSet implements BatchRunner {
   memberAnswered (call: SetCall, m: number, state: 1 | 2): void {
     call.state[m] = state
     if (state === 2) {
+      call.failed++
       this.members[m]!.failed += call.rows
       this.onMemberFailure?.(this.members[m]!.model.modelVersion)
     }
@@ -231,12 +236,14 @@ export class LoadedSet implements BatchRunner {
     const { buffer, rows, completion } = call
     call.buffer = null
     call.completion = null
-    this.freeCalls.push(call)
-    if (call.state.every(s => s === 2)) {
+    if (call.failed === this.members.length) {
+      this.freeCalls.push(call)
       completion!.batchFailed(new InferenceError(`every member of set ${this.modelVersion} failed this batch`))
       return
     }
-    this.combine(new Float32Array(buffer!), rows, call.state)
+    this.combine(new Float32Array(buffer!), rows, call)
+    // Back in the pool only after combine has read its answers.
+    this.freeCalls.push(call)
     completion!.batchDone(buffer!)
   }
 
@@ -246,8 +253,9 @@ export class LoadedSet implements BatchRunner {
    * probabilities (NaN: no history; kFailed: its batch failed). The rows' inputs are no longer
    * needed: every member copied them when its batch was posted.
    */
-  private combine (out: Float32Array, rows: number, state: Uint8Array): void {
+  private combine (out: Float32Array, rows: number, call: SetCall): void {
     const members = this.members
+    const state = call.state
     let slowestUs = 0
     for (let m = 0; m < members.length; m++) {
       const member = members[m]!
@@ -256,7 +264,7 @@ export class LoadedSet implements BatchRunner {
         out.fill(kFailed, base, base + rows)
         continue
       }
-      const answers = member.answers
+      const answers = call.answers[m]!
       if (answers[rows]! > slowestUs) slowestUs = answers[rows]!
       for (let i = 0; i < rows; i++) {
         const p = answers[i]!

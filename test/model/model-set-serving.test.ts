@@ -8,7 +8,8 @@
  * answer (`components`) must be PyTorch's: the window went through the batch row's window block,
  * the member pool's slot and the worker's GAF transform, the path every served request takes.
  */
-import { readFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
@@ -79,6 +80,41 @@ t.test('the CNN member answers what PyTorch answered for the same closes; the tr
   t.equal(members[1].rows_no_history, kRows * 31, 'and was left out of the others')
   const prom = await fetch(`${url}/metrics/prometheus`).then(r => r.text())
   t.match(prom, /ml_set_member_rows_total\{member="gaf_cnn_phase2_v1",outcome="used"\} 6/)
+})
+
+t.test('two workers per member, 16 symbols at once: every answer is its own request\'s', async (t) => {
+  // Two batches in flight at once: each must get its own members' answers back.
+  const dir = t.testdir({})
+  for (const stem of ['xgboost_phase1_v2_calibrated', 'gaf_cnn_phase2_v1']) {
+    for (const ext of ['onnx', 'json']) copyFileSync(`${kModels}${stem}.${ext}`, join(dir, `${stem}.${ext}`))
+  }
+  const setPath = join(dir, 'wide.set.json')
+  writeFileSync(setPath, JSON.stringify({
+    set_version: 'wide', combiner: 'weighted_mean',
+    members: [{ model: 'xgboost_phase1_v2_calibrated.onnx', weight: wTree, workers: 2 }, { model: 'gaf_cnn_phase2_v1.onnx', weight: wCnn, workers: 2 }],
+  }))
+  const { url } = await startServer(t, { model_path: setPath, workers: 2 })
+  const tree = await startServer(t, { workers: 1 })
+  const symbols = 16
+  let mismatches = 0
+  let cnnChecked = 0
+  await Promise.all(Array.from({ length: symbols }, async (_, i) => {
+    for (let j = 0; j < 32; j++) {
+      // Jitter: closed-loop clients in lockstep would all land in one batch; staggered, a batch
+      // leaves while another is still at the members.
+      await new Promise(resolve => setTimeout(resolve, (i * 7 + j * 3) % 5))
+      const body = { ...barRequest(i, j), symbol: `WIDE${i}` }
+      const [res, alone] = await Promise.all([postJson(`${url}/predict`, body), postJson(`${tree.url}/predict`, body)])
+      const [ct, cc] = res.body.components
+      if (ct.probability_long !== alone.body.probability_long) mismatches++
+      if (j === 31) {
+        if (cc.status !== 'used' || Math.abs(cc.probability_long - golden.probabilities[i]!) > 1e-5 + 5e-7) mismatches++
+        cnnChecked++
+      }
+    }
+  }))
+  t.equal(cnnChecked, symbols)
+  t.equal(mismatches, 0, 'every tree part is the tree model\'s answer to the same request, every CNN part PyTorch\'s')
 })
 
 t.test('a gap longer than max_gap_bars resets the window: the CNN is left out until 32 bars again', async (t) => {
