@@ -124,8 +124,6 @@ interface Member {
   readonly model: LoadedModel
   /** The declared weight (the set renormalizes per row over the members that answered). */
   readonly weight: number
-  readonly answers: Float32Array
-  readonly target: ArrayBuffer
   used: number
   noHistory: number
   failed: number
@@ -137,15 +135,25 @@ class SetCall {
   readonly completions: MemberCompletion[]
   /** 0 waiting, 1 answered, 2 failed: per member. */
   readonly state: Uint8Array
+  /**
+   * Per member, where its pool writes this batch's answers (probabilities, then the batch's
+   * inference time). Per call, not per member: the widest pool keeps several batches in flight,
+   * and a member that finishes batch B before a narrower member finishes batch A must not
+   * overwrite A's answers before A is combined (it did: wrong and INTERNAL answers under load).
+   */
+  readonly targets: ArrayBuffer[]
+  readonly answers: Float32Array[]
   buffer: ArrayBuffer | null = null
   rows = 0
   remaining = 0
   completion: BatchCompletion | null = null
 
-  constructor (set: LoadedSet, members: number) {
+  constructor (set: LoadedSet, members: number, maxBatchSize: number) {
     this.set = set
     this.state = new Uint8Array(members)
     this.completions = Array.from({ length: members }, (_, m) => new MemberCompletion(this, m))
+    this.targets = Array.from({ length: members }, () => new ArrayBuffer((maxBatchSize + 1) * 4))
+    this.answers = this.targets.map(b => new Float32Array(b))
   }
 }
 
@@ -171,6 +179,7 @@ export class LoadedSet implements BatchRunner {
   /** Batches in flight at once: the widest member's pool (narrower ones queue theirs). */
   readonly workers: number
   private readonly members: readonly Member[]
+  private readonly maxBatchSize: number
   private readonly freeCalls: SetCall[] = []
   /** Member failures, for the log: the pool also reports a dead worker itself. */
   private readonly onMemberFailure: ((version: string) => void) | null
@@ -182,10 +191,8 @@ export class LoadedSet implements BatchRunner {
     this.modelVersionJson = JSON.stringify(definition.set_version)
     this.modelPath = setPath
     this.loadedAt = new Date()
-    this.members = models.map((model, m) => {
-      const target = new ArrayBuffer((maxBatchSize + 1) * 4)
-      return { model, weight: definition.members[m]!.weight, answers: new Float32Array(target), target, used: 0, noHistory: 0, failed: 0 }
-    })
+    this.maxBatchSize = maxBatchSize
+    this.members = models.map((model, m) => ({ model, weight: definition.members[m]!.weight, used: 0, noHistory: 0, failed: 0 }))
     this.windowed = models.some(m => m.windowed)
     this.workers = Math.max(...models.map(m => m.workers))
     const tabular = models.find(m => !m.windowed)!
@@ -206,7 +213,7 @@ export class LoadedSet implements BatchRunner {
 
   dispatch (buffer: ArrayBuffer, rows: number, completion: BatchCompletion): void {
     const members = this.members
-    const call = this.freeCalls.pop() ?? new SetCall(this, members.length)
+    const call = this.freeCalls.pop() ?? new SetCall(this, members.length, this.maxBatchSize)
     call.buffer = buffer
     call.rows = rows
     call.completion = completion
@@ -214,7 +221,7 @@ export class LoadedSet implements BatchRunner {
     call.state.fill(0)
     for (let m = 0; m < members.length; m++) {
       const member = members[m]!
-      member.model.dispatchFrom(buffer, member.target, rows, call.completions[m]!)
+      member.model.dispatchFrom(buffer, call.targets[m]!, rows, call.completions[m]!)
     }
   }
 
@@ -231,13 +238,12 @@ export class LoadedSet implements BatchRunner {
     const { buffer, rows, completion } = call
     call.buffer = null
     call.completion = null
+    const allFailed = call.state.every(s => s === 2)
+    if (!allFailed) this.combine(new Float32Array(buffer!), rows, call)
+    // Free only once combined: the completion may dispatch the next batch, which may take this call.
     this.freeCalls.push(call)
-    if (call.state.every(s => s === 2)) {
-      completion!.batchFailed(new InferenceError(`every member of set ${this.modelVersion} failed this batch`))
-      return
-    }
-    this.combine(new Float32Array(buffer!), rows, call.state)
-    completion!.batchDone(buffer!)
+    if (allFailed) completion!.batchFailed(new InferenceError(`every member of set ${this.modelVersion} failed this batch`))
+    else completion!.batchDone(buffer!)
   }
 
   /**
@@ -246,8 +252,9 @@ export class LoadedSet implements BatchRunner {
    * probabilities (NaN: no history; kFailed: its batch failed). The rows' inputs are no longer
    * needed: every member copied them when its batch was posted.
    */
-  private combine (out: Float32Array, rows: number, state: Uint8Array): void {
+  private combine (out: Float32Array, rows: number, call: SetCall): void {
     const members = this.members
+    const state = call.state
     let slowestUs = 0
     for (let m = 0; m < members.length; m++) {
       const member = members[m]!
@@ -256,7 +263,7 @@ export class LoadedSet implements BatchRunner {
         out.fill(kFailed, base, base + rows)
         continue
       }
-      const answers = member.answers
+      const answers = call.answers[m]!
       if (answers[rows]! > slowestUs) slowestUs = answers[rows]!
       for (let i = 0; i < rows; i++) {
         const p = answers[i]!
