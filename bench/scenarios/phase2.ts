@@ -27,11 +27,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BenchContext, Target } from '../lib/bench-context.js'
 import { failedCount, type StepResult } from '../lib/results.js'
-import type { ServerSpec } from '../lib/server-process.js'
+import { processCpuTimeMs, type ServerSpec } from '../lib/server-process.js'
+import { clockTicksPerSecond } from '../lib/system-info.js'
 import { formatCount, formatMs, renderTable } from '../lib/table.js'
 import type { ScenarioSet } from './scenario-set.js'
 
-const kRounds = 3
+const kRounds = 5
 const kTree = 'xgboost_phase1_v2_calibrated'
 const kCnn = 'gaf_cnn_phase2_v1'
 const kSetDirToken = '<SET_DIR>'
@@ -140,16 +141,44 @@ async function warm (target: Target, firstBarMs: number): Promise<void> {
   }
 }
 
-interface StepShare { readonly id: string, readonly treeRows: number, readonly cnnRows: number, readonly cnnNoHistory: number, readonly cnnFailed: number }
+/** User + system CPU ms of one thread; the main thread (tid = pid) is the server's event loop. */
+function threadCpuMs (pid: number, tid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicksPerSecond()
+  } catch {
+    return null
+  }
+}
+
+interface StepShare {
+  readonly id: string
+  /** Rows each member answered during the load (set servers; 0 for a single model). */
+  readonly treeRows: number
+  readonly cnnRows: number
+  readonly cnnNoHistory: number
+  readonly cnnFailed: number
+  /** CPU of the event-loop thread and of the whole process during the load (includes the window's warm-up and drain). */
+  readonly eventLoopCpuMs: number | null
+  readonly processCpuMs: number | null
+}
 
 async function loadWithShare (ctx: BenchContext, t: Target, o: Parameters<BenchContext['load']>[1], shares: StepShare[]): Promise<StepResult> {
+  const pid = t.process?.pid ?? null
   const before = await memberRows(t.url)
+  const el0 = pid === null ? null : threadCpuMs(pid, pid)
+  const all0 = pid === null ? null : processCpuTimeMs(pid)
   const step = await ctx.load(t, o)
+  const el1 = pid === null ? null : threadCpuMs(pid, pid)
+  const all1 = pid === null ? null : processCpuTimeMs(pid)
   const after = await memberRows(t.url)
-  if (before !== null && after !== null) {
-    const d = (v: string, k: 'used' | 'noHistory' | 'failed'): number => (after[v]?.[k] ?? 0) - (before[v]?.[k] ?? 0)
-    shares.push({ id: step.id, treeRows: d(kTree, 'used'), cnnRows: d(kCnn, 'used'), cnnNoHistory: d(kCnn, 'noHistory'), cnnFailed: d(kCnn, 'failed') })
-  }
+  const d = (v: string, k: 'used' | 'noHistory' | 'failed'): number => before === null || after === null ? 0 : (after[v]?.[k] ?? 0) - (before[v]?.[k] ?? 0)
+  shares.push({
+    id: step.id, treeRows: d(kTree, 'used'), cnnRows: d(kCnn, 'used'), cnnNoHistory: d(kCnn, 'noHistory'), cnnFailed: d(kCnn, 'failed'),
+    eventLoopCpuMs: el0 !== null && el1 !== null ? el1 - el0 : null,
+    processCpuMs: all0 !== null && all1 !== null ? all1 - all0 : null,
+  })
   return step
 }
 
@@ -169,6 +198,11 @@ interface Row {
   readonly meanBatch: number | null
   readonly cnnShare: number | null
   readonly serverCpuPercent: number | null
+  /** Event-loop thread CPU per answered request, and the rest of the process (workers, GC) per request (µs). */
+  readonly eventLoopUsPerReq: number | null
+  readonly otherUsPerReq: number | null
+  /** Server-side inference time per batch (the slowest member's) / mean batch size (µs). */
+  readonly inferUsPerRow: number | null
   readonly failed: number
 }
 
@@ -189,6 +223,17 @@ function summarize (ctx: BenchContext, shares: readonly StepShare[]): Row[] {
         if (b != null && b.mean !== null) { rowsSum += b.mean * b.count; batches += b.count }
       }
       const sh = shares.filter((x) => steps.some((s) => s.id === x.id))
+      // CPU is read around the whole load (warm-up + window + drain): per request over every row the
+      // server ran in it (the same scrapes bracket it; one row per request here).
+      const answers = rowsSum
+      const elCpu = sh.every((x) => x.eventLoopCpuMs !== null) ? sh.reduce((a, x) => a + x.eventLoopCpuMs!, 0) : null
+      const allCpu = sh.every((x) => x.processCpuMs !== null) ? sh.reduce((a, x) => a + x.processCpuMs!, 0) : null
+      let inferMs = 0
+      let inferBatches = 0
+      for (const s of steps) {
+        const inf = s.serverSide?.inferenceMs
+        if (inf != null && inf.mean !== null) { inferMs += inf.mean * inf.count; inferBatches += inf.count }
+      }
       const tree = sh.reduce((a, x) => a + x.treeRows, 0)
       const cnn = sh.reduce((a, x) => a + x.cnnRows, 0)
       const cpu = steps.map((s) => s.serverCpuPercent).filter((x): x is number => x !== null)
@@ -202,6 +247,9 @@ function summarize (ctx: BenchContext, shares: readonly StepShare[]): Row[] {
         meanBatch: batches > 0 ? rowsSum / batches : null,
         cnnShare: v.set === null ? null : (tree > 0 ? cnn / tree : 0),
         serverCpuPercent: cpu.length > 0 ? median(cpu) : null,
+        eventLoopUsPerReq: elCpu !== null && answers > 0 ? (elCpu * 1000) / answers : null,
+        otherUsPerReq: elCpu !== null && allCpu !== null && answers > 0 ? ((allCpu - elCpu) * 1000) / answers : null,
+        inferUsPerRow: inferBatches > 0 && rowsSum > 0 ? (inferMs * 1000) / rowsSum : null,
         failed: steps.reduce((a, s) => a + failedCount(s.load!), 0),
       })
     }
@@ -214,8 +262,8 @@ const mb = (kb: number): string => (kb / 1024).toFixed(1)
 export const phase2Set: ScenarioSet = {
   name: 'phase2',
   description: 'issue 14: the model set (trees + GAF-CNN) with CNN workers 1/2/4 x batching on/off vs the single tree model, ' +
-    'c64 and c1, 3 alternating rounds; CNN row share; RSS per worker',
-  approxSeconds: 480,
+    'c64 and c1, 5 alternating rounds; CNN row share; RSS per worker',
+  approxSeconds: 540,
   servers: kVariants.map(specOf),
   async run (ctx) {
     const dir = writeSetFolder(ctx.options.repoRoot)
@@ -253,12 +301,15 @@ export const phase2Set: ScenarioSet = {
 
       const rows = summarize(ctx, shares)
       const throughputTable = renderTable(
-        ['load', 'server', 'req/s (median)', 'each round', 'x tree-w1 (per round)', 'p50 ms', 'p99 ms', 'mean batch', 'CNN rows', 'srv CPU', 'failed'],
+        ['load', 'server', 'req/s (median)', 'each round', 'x tree-w1 (per round)', 'p50 ms', 'p99 ms', 'mean batch', 'CNN rows', 'srv CPU',
+          'EL us/req', 'rest us/req', 'infer us/row', 'failed'],
         rows.map((r) => [
           r.load, r.server, formatCount(median(r.rounds)), r.rounds.map(formatCount).join(' / '),
           r.ratios.map((x) => `x${x.toFixed(2)}`).join(' '), formatMs(r.p50Us), formatMs(r.p99Us),
           r.meanBatch === null ? '-' : r.meanBatch.toFixed(1), r.cnnShare === null ? '-' : `${(r.cnnShare * 100).toFixed(1)}%`,
-          r.serverCpuPercent === null ? '-' : `${Math.round(r.serverCpuPercent)}%`, formatCount(r.failed),
+          r.serverCpuPercent === null ? '-' : `${Math.round(r.serverCpuPercent)}%`,
+          r.eventLoopUsPerReq === null ? '-' : r.eventLoopUsPerReq.toFixed(1), r.otherUsPerReq === null ? '-' : r.otherUsPerReq.toFixed(1),
+          r.inferUsPerRow === null ? '-' : r.inferUsPerRow.toFixed(1), formatCount(r.failed),
         ]), 2)
       const memRows = kVariants.map((v) => ({ v, ready: memReady.get(v.name) ?? null, end: memEnd.get(v.name) ?? null }))
       const memTable = renderTable(
@@ -276,6 +327,9 @@ export const phase2Set: ScenarioSet = {
       const report = [
         'Phase 2 (issue 14): the model set vs the single tree model, same run, alternating rounds. "CNN rows" = rows the CNN member',
         'answered / rows the tree member answered during the loads (from /metrics?format=json model_set.members[].rows_used).',
+        'EL us/req: CPU of the server\'s event-loop thread per answered request (/proc/<pid>/task/<pid>/stat, around the whole load);',
+        'rest us/req: every other thread of the server (inference workers, GC, libuv) per request; infer us/row: the server\'s',
+        'inference time per batch (a set: its slowest member) / rows per batch. Medians of p50/p99 over the rounds.',
         throughputTable,
         '',
         'Memory (/proc/<pid>/status): at ready, and after all loads + 2 s.',
