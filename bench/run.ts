@@ -191,6 +191,7 @@ export async function main (argv: readonly string[]): Promise<number> {
     floor: ctx.floor,
     crossCheck: ctx.crossCheck,
     notes: [],
+    extra: ctx.extra,
   }
   const notes = [...ctx.notes, ...stepNotes(ctx.steps), ...rssNotes(partial)]
   if (ctx.crossCheck !== null && !ctx.crossCheck.agrees) {

@@ -14,7 +14,7 @@ import { kSettings } from '../../src/config/schema.js'
 import { measureModelFloor, type FloorReport } from './model-floor.js'
 import { Progress } from './progress.js'
 import { bodyFor, kPredictBody, type HttpRoute } from './request-bodies.js'
-import { failedCount, type CrossCheck, type ServerRecord, type StepResult } from './results.js'
+import { failedCount, type CrossCheck, type ServerRecord, type SetExtra, type StepResult } from './results.js'
 import { addSnapshots, breakdownOf, diffSnapshots, scrapePrometheus, type PromSnapshot } from './server-metrics.js'
 import { ServerProcess, type ServerSpec } from './server-process.js'
 import type { MachineInfo } from './system-info.js'
@@ -68,6 +68,8 @@ export interface LoadStepOptions {
   readonly maxRequests?: number | null
   /** Sample the server's RSS this often during the load (memory-flat checks). */
   readonly sampleRssMs?: number
+  /** A /predict (or single /ws) request body other than kPredictBody, e.g. one carrying timestamp_ms and btc_price. */
+  readonly body?: string
 }
 
 interface Measured {
@@ -96,6 +98,8 @@ export class BenchContext {
   readonly progress: Progress
   floor: FloorReport | null
   crossCheck: CrossCheck | null
+  /** Set by a scenario set that reports more than the common tables (results.ts SetExtra). */
+  extra: SetExtra | null
   /** What was pinned where, in words, for the result. */
   readonly pinning: string
   private readonly generatorCpus: string | null
@@ -111,6 +115,7 @@ export class BenchContext {
     this.progress = new Progress(!options.quiet)
     this.floor = null
     this.crossCheck = null
+    this.extra = null
     this.targets = []
     const cores = machine.logicalCores
     if (options.pin && machine.tasksetAvailable && cores >= 2) {
@@ -195,7 +200,7 @@ export class BenchContext {
     const spec: LoadSpec = {
       transport,
       path,
-      body: rows === 1 && path !== '/predict/batch' ? kPredictBody : bodyFor('/predict/batch', rows),
+      body: rows === 1 && path !== '/predict/batch' ? (o.body ?? kPredictBody) : bodyFor('/predict/batch', rows),
       rowsPerRequest: rows,
       mode: o.mode,
       connections: o.connections,

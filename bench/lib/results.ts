@@ -79,6 +79,14 @@ export interface BenchRun {
   readonly floor: FloorReport | null
   readonly crossCheck: CrossCheck | null
   readonly notes: readonly string[]
+  /** A set's own summary (e.g. phase2: per-member row shares, memory per worker): its table text and its data. */
+  readonly extra?: SetExtra | null
+}
+
+export interface SetExtra {
+  /** Printed after the main report, also by --report. */
+  readonly report: string
+  readonly data: unknown
 }
 
 /** Sum of everything that was not a 2xx answer: non-2xx, socket errors, timeouts, unsent. */

@@ -172,6 +172,10 @@ export function renderReport (run: BenchRun): string {
     parts.push('Same loads on each server of the set (ratios and deltas against the first server):')
     parts.push(across)
   }
+  if (run.extra != null) {
+    parts.push('')
+    parts.push(run.extra.report)
+  }
   const cross = crossCheckText(run)
   if (cross !== null) {
     parts.push('')
