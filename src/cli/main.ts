@@ -108,7 +108,7 @@ async function checkModel (args: string[]): Promise<number> {
     if (isSetPath(file)) {
       // A set is checked by loading it as the server does (one worker per member, no warm-up):
       // each member alone, then the set as a whole.
-      const set = await loadModelSet({ setPath: file, barMs, workers: 1, maxBatchSize: 8, warmupRuns: 0 })
+      const set = await loadModelSet({ setPath: file, barMs, memberWorkers: 1, maxBatchSize: 8, warmupRuns: 0 })
       const members = set.memberStats()
       await set.close()
       process.stdout.write(`ok: model set ${file}: set_version ${set.modelVersion}, ${members.length} members, bar_ms ${barMs}, probe predictions ok\n`)

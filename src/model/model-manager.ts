@@ -129,7 +129,7 @@ export class ModelManager {
       const started = performance.now()
       try {
         // One worker: the candidate must not take CPU from the serving path.
-        const model = await this.load(modelPath, 1, 0)
+        const model = await this.load(modelPath, 'shadow')
         this.shadow = new ShadowScorer(model)
         this.host.setObserver(this.shadow, model.windowed)
         if (previous !== null) this.closeLater(previous.model)
@@ -255,19 +255,24 @@ export class ModelManager {
   }
 
   /** `spinUs`: the serving pool polls as configured; a shadow candidate never does (its core is the serving path's). */
-  private load (modelPath: string, workers = this.config.workers, spinUs = this.config.workerSpinUs): Promise<ServingModel> {
+  /**
+   * A shadow candidate gets one worker (per member, whatever its set file says) and never polls:
+   * it must not take CPU from the serving path.
+   */
+  private load (modelPath: string, role: 'serving' | 'shadow' = 'serving'): Promise<ServingModel> {
+    const shadow = role === 'shadow'
     const options = {
       barMs: this.config.barMs,
-      workers,
-      workerSpinUs: spinUs,
+      workers: shadow ? 1 : this.config.workers,
+      workerSpinUs: shadow ? 0 : this.config.workerSpinUs,
       maxBatchSize: this.config.maxBatchSize,
       warmupRuns: this.config.warmupRuns,
       transport: this.config.workerTransport,
       onWorkerError: (err: unknown) => { logEvents.workerError(this.log, err) },
     }
     if (!isSetPath(modelPath)) return loadModel({ ...options, modelPath })
-    // `workers` is each member's default; a set file can give a member its own.
-    return loadModelSet({ ...options, setPath: modelPath })
+    // A set's threads are its members' `workers` (default 1 each), not the server's `workers`.
+    return loadModelSet({ ...options, setPath: modelPath, ...(shadow ? { memberWorkers: 1 } : {}) })
   }
 
   /**

@@ -43,7 +43,11 @@ export interface SetMemberDeclaration {
   /** The member's .onnx, a file name in the set file's folder; its metadata .json sits beside it. */
   readonly model: string
   readonly weight: number
-  /** Worker threads of this member's pool (default: the server's `workers`). */
+  /**
+   * Worker threads of this member's pool; default 1. Not the server's `workers` (one per core
+   * less one): a set of two members would then start two threads per core, and a GAF-CNN worker
+   * holds ~27 MB (bench/README.md#model-sets).
+   */
   readonly workers?: number
 }
 
@@ -327,8 +331,10 @@ export class LoadedSet implements BatchRunner {
   }
 }
 
-export interface SetLoadOptions extends Omit<ModelLoadOptions, 'modelPath' | 'member'> {
+export interface SetLoadOptions extends Omit<ModelLoadOptions, 'modelPath' | 'member' | 'workers'> {
   readonly setPath: string
+  /** Every member's workers, whatever the set file says (a shadow candidate runs one each). */
+  readonly memberWorkers?: number
   readonly onMemberFailure?: (version: string) => void
 }
 
@@ -347,7 +353,7 @@ export async function loadModelSet (options: SetLoadOptions): Promise<LoadedSet>
   const results = await Promise.allSettled(definition.members.map(decl => loadModel({
     ...options,
     modelPath: join(dir, decl.model),
-    workers: decl.workers ?? options.workers,
+    workers: options.memberWorkers ?? decl.workers ?? 1,
     member: { setVersion: definition.set_version },
   })))
   const loaded = results.flatMap(r => r.status === 'fulfilled' ? [r.value] : [])

@@ -161,3 +161,12 @@ t.test('worker_transport=message cannot serve a set, and says so', async (t) => 
   t.equal(outcome.ok, false)
   if (!outcome.ok) t.match(outcome.error, /worker_transport=message cannot serve a set/)
 })
+
+t.test('a member without workers runs one, whatever the server\'s workers; the set file\'s count otherwise', async (t) => {
+  const dir = folder(t)
+  const path = writeSet(dir, { ...good(), members: [{ model: `${kTree}.onnx`, weight: 0.7 }, { model: `${kCnn}.onnx`, weight: 0.3, workers: 2 }] })
+  const { url } = await startServer(t, { model_path: path, workers: 3 })
+  const res = await fetch(`${url}/metrics?format=json`).then(r => r.json()) as any
+  t.same(res.model_set.members.map((m: any) => m.workers), [1, 2], 'tree 1 (default), CNN 2 (declared); not 3 each')
+  t.equal(res.workers, 2, 'batches in flight: the widest member\'s pool')
+})
