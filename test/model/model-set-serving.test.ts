@@ -12,6 +12,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { InferenceGate } from '../helpers/inference-gate.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 
 const kModels = fileURLToPath(new URL('../../models/', import.meta.url))
@@ -115,6 +116,24 @@ t.test('two workers per member, 16 symbols at once: every answer is its own requ
   }))
   t.equal(cnnChecked, symbols)
   t.equal(mismatches, 0, 'every tree part is the tree model\'s answer to the same request, every CNN part PyTorch\'s')
+})
+
+t.test('shedding and deadlines work for a set as for one model: 503 + Retry-After past the queue bound, 504 once expired', async (t) => {
+  const { url, server } = await startServer(t, { model_path: kSet, workers: 1, max_queue_size: 2, max_batch_size: 1 })
+  // The set is one runner to the batcher: holding its batches at the gate holds both members.
+  const gate = new InferenceGate(server.service.currentModel!)
+  const calls = Array.from({ length: 8 }, (_, i) => postJson(`${url}/predict`, { ...barRequest(5, 0), symbol: `SHED${i}`, deadline_ms: 300 }))
+  await new Promise(resolve => setTimeout(resolve, 800))
+  gate.open()
+  const answers = await Promise.all(calls)
+  const statuses = answers.map(a => a.status)
+  t.ok(statuses.includes(503) && answers.some(a => a.status === 503 && a.headers.get('retry-after') === '1'), `some shed with Retry-After (${statuses.join(',')})`)
+  t.ok(statuses.includes(504), `some expired (${statuses.join(',')})`)
+  t.ok(statuses.every(s => s === 200 || s === 503 || s === 504), 'nothing else')
+  const ok = answers.find(a => a.status === 200)
+  t.equal(ok?.body.model_version, 'ensemble_phase2_v1', 'the held batch was answered by the set')
+  const after = await postJson(`${url}/predict`, { ...barRequest(5, 1), symbol: 'SHED-AFTER' })
+  t.equal(after.status, 200, 'serving again')
 })
 
 t.test('a gap longer than max_gap_bars resets the window: the CNN is left out until 32 bars again', async (t) => {
