@@ -154,6 +154,15 @@ if (skip !== null) {
     t.ok(second.lines[0].health.uptime_seconds > 0)
   })
 
+  t.test('a model set serves: the bot starts and decodes its answers unchanged (it ignores components)', async (t) => {
+    const { url } = await startServer(t, { model_path: 'models/ensemble_phase2_v1.set.json' })
+    const run = await runBot(['check', url, '--predictions', '3', '--timeout-ms', '5000'])
+    t.equal(run.code, 0, `exit 0 (stderr: ${run.stderr})`)
+    t.match(run.lines[0], { kind: 'health', status: 200, health: { status: 'ok', model_loaded: true, model_version: 'ensemble_phase2_v1' } })
+    run.lines.slice(1).forEach((line, i) => { predictionLine(t, line, `prediction ${i}`) })
+    t.match(run.lines[1].prediction, { model_version: 'ensemble_phase2_v1' })
+  })
+
   t.test('during a model reload: the bot\'s calls decode from either version, then the new one', async (t) => {
     const dir = t.testdir()
     const v1 = writeModel(dir, 'model', { model_version: 'bot_v1' })
