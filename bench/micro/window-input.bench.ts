@@ -8,9 +8,7 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { kFeatureCount } from '../../src/features/feature-spec.js'
-import { MarketSnapshot } from '../../src/features/market-snapshot.js'
-import { SymbolState } from '../../src/features/symbol-state.js'
+import { warmSymbolState } from './warm-symbol-state.js'
 import { parseInputSpec, WindowInputWriter, type WindowedInputSpec } from '../../src/features/window-input.js'
 
 const { values: args } = parseArgs({
@@ -26,21 +24,7 @@ const kIterations = Number(args.iterations)
 const kRuns = Number(args.runs)
 const kBarMs = 60_000
 
-// a state with full history (70 bars), like a symbol that has been trading for an hour
-const state = new SymbolState(kBarMs, 5)
-const s = new MarketSnapshot()
-const row = new Float64Array(kFeatureCount)
-let price = 300
-let btc = 60_000
-let seed = 7
-const random = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 4294967296 }
-for (let b = 0; b < 70; b++) {
-  s.reset()
-  price *= Math.exp((random() - 0.5) * 0.004)
-  btc *= Math.exp((random() - 0.5) * 0.004)
-  s.price = price; s.btcPrice = btc; s.timestampMs = (29_000_000 + b) * kBarMs
-  state.apply(s, 0, row, 0)
-}
+const state = warmSymbolState(kBarMs)
 
 const writer = new WindowInputWriter(spec)
 const closes = new Float64Array(spec.window)

@@ -10,10 +10,8 @@
  */
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
-import { kFeatureCount } from '../../src/features/feature-spec.js'
-import { MarketSnapshot } from '../../src/features/market-snapshot.js'
 import { kRowDoubles, kWindowCloses, kWindowFloats, kWindowOffset } from '../../src/features/row-layout.js'
-import { SymbolState } from '../../src/features/symbol-state.js'
+import { warmSymbolState } from './warm-symbol-state.js'
 import { WindowInputWriter } from '../../src/features/window-input.js'
 
 const { values: args } = parseArgs({ options: { iterations: { type: 'string', default: '200000' }, runs: { type: 'string', default: '5' } } })
@@ -22,20 +20,7 @@ const kRuns = Number(args.runs)
 const kBarMs = 60_000
 const kRowsPerBatch = 16
 
-const state = new SymbolState(kBarMs, 5)
-const s = new MarketSnapshot()
-const row = new Float64Array(kFeatureCount)
-let price = 300
-let btc = 60_000
-let seed = 7
-const random = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 4294967296 }
-for (let b = 0; b < 70; b++) {
-  s.reset()
-  price *= Math.exp((random() - 0.5) * 0.004)
-  btc *= Math.exp((random() - 0.5) * 0.004)
-  s.price = price; s.btcPrice = btc; s.timestampMs = (29_000_000 + b) * kBarMs
-  state.apply(s, 0, row, 0)
-}
+const state = warmSymbolState(kBarMs)
 
 const writer = new WindowInputWriter({ kind: 'gaf', window: 32, channels: ['gasf_close', 'gadf_close', 'gasf_btc'] })
 // (a) the batch buffer as serving lays it out, and a member slot's packed window blocks
