@@ -171,44 +171,36 @@ export class SymbolState {
    * before the first request). For windowed inputs (src/features/window-input.ts); the same
    * "finalized bars + current bar" view the features use, so a row and its window agree.
    */
+  recentCloses (closes: Float64Array, btc: Float64Array | null): number {
+    const n = closes.length
+    if (n > SymbolState.kMaxRecentCloses) throw new RangeError(`recentCloses: at most ${SymbolState.kMaxRecentCloses} closes are kept, asked for ${n}`)
+    if (btc !== null && btc.length !== n) throw new RangeError(`recentCloses: btc holds ${btc.length} slots, closes ${n}`)
+    if (n === 0) return 0
+    return this.copyCloses(closes, 0, btc, 0, n)
+  }
+
   /**
    * The serving form of `recentCloses`: writes the window block of a batch row
    * (features/row-layout.ts) at `out[at]`: the count of real closes, then `n` closes and `n` BTC
    * closes, with no view or array made per request.
    */
   writeWindow (out: Float64Array, at: number, n: number): void {
-    if (this.barIndex < 0) {
-      out[at] = 0
-      out.fill(Number.NaN, at + 1, at + 1 + 2 * n)
-      return
-    }
-    const closesAt = at + 1
-    const btcAt = closesAt + n
-    out[closesAt + n - 1] = this.close
-    out[btcAt + n - 1] = this.btc
-    for (let k = 1; k < n; k++) {
-      out[closesAt + n - 1 - k] = this.closes.ago(k)
-      out[btcAt + n - 1 - k] = this.btcCloses.ago(k)
-    }
-    out[at] = Math.min(n, this.closes.size + 1)
+    out[at] = this.copyCloses(out, at + 1, out, at + 1 + n, n)
   }
 
-  recentCloses (closes: Float64Array, btc: Float64Array | null): number {
-    const n = closes.length
-    if (n > SymbolState.kMaxRecentCloses) throw new RangeError(`recentCloses: at most ${SymbolState.kMaxRecentCloses} closes are kept, asked for ${n}`)
-    if (btc !== null && btc.length !== n) throw new RangeError(`recentCloses: btc holds ${btc.length} slots, closes ${n}`)
-    if (n === 0) return 0
+  /** `n` closes at `closes[closesAt..)` and BTC's at `btc[btcAt..)` (none when null); n >= 1. */
+  private copyCloses (closes: Float64Array, closesAt: number, btc: Float64Array | null, btcAt: number, n: number): number {
     if (this.barIndex < 0) {
-      closes.fill(Number.NaN)
-      if (btc !== null) btc.fill(Number.NaN)
+      closes.fill(Number.NaN, closesAt, closesAt + n)
+      if (btc !== null) btc.fill(Number.NaN, btcAt, btcAt + n)
       return 0
     }
-    closes[n - 1] = this.close
-    if (btc !== null) btc[n - 1] = this.btc
+    closes[closesAt + n - 1] = this.close
+    if (btc !== null) btc[btcAt + n - 1] = this.btc
     // ago(k) is NaN past the history, which is exactly the "missing" marker wanted here
     for (let k = 1; k < n; k++) {
-      closes[n - 1 - k] = this.closes.ago(k)
-      if (btc !== null) btc[n - 1 - k] = this.btcCloses.ago(k)
+      closes[closesAt + n - 1 - k] = this.closes.ago(k)
+      if (btc !== null) btc[btcAt + n - 1 - k] = this.btcCloses.ago(k)
     }
     return Math.min(n, this.closes.size + 1)
   }
