@@ -58,8 +58,13 @@ export function checkFeatureSchema (meta: ModelMetadata, barMs: number): void {
       throw new ModelIncompatibleError(`model ${meta.model_version} feature ${i} is "${names[i]}", the server computes "${kFeatureNames[i]}"`)
     }
   }
+  checkBarMs(meta, barMs, `model ${meta.model_version}`)
+}
+
+/** A model trained on other bars than the server builds would read every window and return wrong. */
+function checkBarMs (meta: ModelMetadata, barMs: number, who: string): void {
   if (meta.bar_ms !== undefined && meta.bar_ms !== barMs) {
-    throw new ModelIncompatibleError(`model ${meta.model_version} was trained on ${meta.bar_ms} ms bars, the server is configured for bar_ms=${barMs}`)
+    throw new ModelIncompatibleError(`${who} was trained on ${meta.bar_ms} ms bars, the server is configured for bar_ms=${barMs}`)
   }
 }
 
@@ -95,8 +100,6 @@ export function checkModelInput (meta: ModelMetadata, barMs: number, who = `mode
   if (names.length !== spec.channels.length || names.some((n, i) => n !== spec.channels[i])) {
     throw new ModelIncompatibleError(`${who}: feature_names [${names.join(', ')}] differ from its input channels [${spec.channels.join(', ')}]`)
   }
-  if (meta.bar_ms !== undefined && meta.bar_ms !== barMs) {
-    throw new ModelIncompatibleError(`${who} was trained on ${meta.bar_ms} ms bars, the server is configured for bar_ms=${barMs}`)
-  }
+  checkBarMs(meta, barMs, who)
   return spec
 }

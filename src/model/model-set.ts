@@ -385,10 +385,6 @@ function checkMembersAgree (definition: SetDefinition, models: readonly LoadedMo
   if (!models.some(m => !m.windowed)) {
     throw new ModelIncompatibleError(`${where} has no tabular member: a windowed member cannot answer a symbol with too little history, so every set needs one that always can`)
   }
-  const barMs = models.map(m => m.metadata.bar_ms)
-  models.forEach((_m, i) => {
-    if (barMs[i] !== undefined && barMs[0] !== undefined && barMs[i] !== barMs[0]) {
-      throw new ModelIncompatibleError(`${where} member ${definition.members[i]!.model} was trained on ${barMs[i]} ms bars, member ${definition.members[0]!.model} on ${barMs[0]} ms`)
-    }
-  })
+  // Feature schema and bar_ms need no cross-check here: each member was held to the server's own
+  // at its load (checkModelInput), so members that load agree with each other.
 }
