@@ -93,16 +93,19 @@ export class PredictionService {
   /** Puts a runner in service (null: none); batches already sent finish on the one it replaced. */
   setRunner (runner: BatchRunner | null): void {
     this.model = runner
-    this.windows = (runner?.windowed ?? false) || this.observerWindowed
+    this.windows = this.windowsWanted()
     this.batcher.setRunner(runner)
   }
 
   /** Shows every batch to `observer` as well (shadow scoring); null stops. `windowed`: it reads windows. */
   setObserver (observer: BatchObserver | null, windowed = false): void {
     this.observerWindowed = observer !== null && windowed
-    this.windows = (this.model?.windowed ?? false) || this.observerWindowed
+    this.windows = this.windowsWanted()
     this.batcher.setObserver(observer)
   }
+
+  /** Kept in `windows` rather than derived per request: `submit` reads it on every request. */
+  private windowsWanted (): boolean { return (this.model?.windowed ?? false) || this.observerWindowed }
 
   /**
    * Admits one validated request. On `kSubmitted` the sink's `complete` is called exactly once,
