@@ -17,3 +17,16 @@ export function writeModel (dir: string, name: string, meta: Record<string, unkn
   writeFileSync(join(dir, `${name}.json`), JSON.stringify({ ...kShippedMeta, ...meta }, null, 2))
   return path
 }
+
+/**
+ * Copies shipped models of `models/` (each `<stem>.onnx` and `<stem>.json`) into `dir`, for
+ * model-set tests (a set's members sit in its folder); `edit[stem]` may change that copy's metadata.
+ */
+export function copyShippedModels (dir: string, stems: readonly string[], edit: Readonly<Record<string, (meta: any) => void>> = {}): void {
+  for (const stem of stems) {
+    copyFileSync(new URL(`${stem}.onnx`, kModels), join(dir, `${stem}.onnx`))
+    const meta = JSON.parse(readFileSync(new URL(`${stem}.json`, kModels), 'utf8')) as Record<string, unknown>
+    edit[stem]?.(meta)
+    writeFileSync(join(dir, `${stem}.json`), JSON.stringify(meta))
+  }
+}

@@ -6,11 +6,12 @@
  * answered some requests 500 and, silently, others with another batch's CNN probability, because
  * each member had one answer buffer shared by every batch in flight.)
  */
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import t from 'tap'
+import { copyShippedModels } from '../helpers/model-fixtures.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 
 const kTree = 'xgboost_phase1_v2_calibrated'
@@ -21,9 +22,7 @@ const kSymbols = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT', 'DDDUSDT']
 
 function setFolder (cnnWorkers: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'set-concurrent-'))
-  for (const stem of [kTree, kCnn]) {
-    for (const ext of ['.onnx', '.json']) copyFileSync(join('models', stem + ext), join(dir, stem + ext))
-  }
+  copyShippedModels(dir, [kTree, kCnn])
   writeFileSync(join(dir, 'pair.set.json'), JSON.stringify({
     set_version: 'pair_test',
     combiner: 'weighted_mean',

@@ -4,10 +4,11 @@
  * place. One real server serves the shipped example set throughout; each case writes a broken
  * copy of it (the member files copied beside it) and asks the server to load it.
  */
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { copyShippedModels } from '../helpers/model-fixtures.js'
 import { postJson, startServer } from '../helpers/start-server.js'
 
 const kModels = fileURLToPath(new URL('../../models/', import.meta.url))
@@ -20,12 +21,7 @@ const good = (): Record<string, any> => JSON.parse(readFileSync(kShippedSet, 'ut
 /** A folder holding copies of both members, with their metadata edited by `edit` (file stem -> metadata). */
 function folder (t: Test, edit: Record<string, (meta: any) => void> = {}): string {
   const dir = t.testdir({})
-  for (const stem of [kTree, kCnn]) {
-    copyFileSync(join(kModels, `${stem}.onnx`), join(dir, `${stem}.onnx`))
-    const meta = JSON.parse(readFileSync(join(kModels, `${stem}.json`), 'utf8'))
-    edit[stem]?.(meta)
-    writeFileSync(join(dir, `${stem}.json`), JSON.stringify(meta))
-  }
+  copyShippedModels(dir, [kTree, kCnn], edit)
   return dir
 }
 

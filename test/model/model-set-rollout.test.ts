@@ -3,10 +3,11 @@
  * models folder, refused with 422 naming the member when broken (the serving set stays), and by
  * watch_models when a MEMBER's file changes, not only the set file.
  */
-import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { copyShippedModels } from '../helpers/model-fixtures.js'
 import { postJson, startServer } from '../helpers/start-server.js'
 
 const kModels = fileURLToPath(new URL('../../models/', import.meta.url))
@@ -16,10 +17,7 @@ const kBody = { price: 600.5, volume: 10, btc_price: 95_000, symbol: 'ROLL' }
 
 /** A models folder with copies of both members and a set file of them. */
 function modelsFolder (dir: string): string {
-  for (const stem of kStems) {
-    copyFileSync(join(kModels, `${stem}.onnx`), join(dir, `${stem}.onnx`))
-    copyFileSync(join(kModels, `${stem}.json`), join(dir, `${stem}.json`))
-  }
+  copyShippedModels(dir, kStems)
   const set = JSON.parse(readFileSync(join(kModels, 'ensemble_phase2_v1.set.json'), 'utf8'))
   writeFileSync(join(dir, 'ensemble.set.json'), JSON.stringify(set))
   writeFileSync(join(dir, 'broken.set.json'), JSON.stringify({ ...set, members: [set.members[0], { model: 'gaf_cnn_phase2_v1.onnx', weight: -0.3 }] }))

@@ -8,11 +8,12 @@
  * answer (`components`) must be PyTorch's: the window went through the batch row's window block,
  * the member pool's slot and the worker's GAF transform, the path every served request takes.
  */
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { InferenceGate } from '../helpers/inference-gate.js'
+import { copyShippedModels } from '../helpers/model-fixtures.js'
 import { getJson, postJson, startServer } from '../helpers/start-server.js'
 
 const kModels = fileURLToPath(new URL('../../models/', import.meta.url))
@@ -86,9 +87,7 @@ t.test('the CNN member answers what PyTorch answered for the same closes; the tr
 t.test('two workers per member, 16 symbols at once: every answer is its own request\'s', async (t) => {
   // Two batches in flight at once: each must get its own members' answers back.
   const dir = t.testdir({})
-  for (const stem of ['xgboost_phase1_v2_calibrated', 'gaf_cnn_phase2_v1']) {
-    for (const ext of ['onnx', 'json']) copyFileSync(`${kModels}${stem}.${ext}`, join(dir, `${stem}.${ext}`))
-  }
+  copyShippedModels(dir, ['xgboost_phase1_v2_calibrated', 'gaf_cnn_phase2_v1'])
   const setPath = join(dir, 'wide.set.json')
   writeFileSync(setPath, JSON.stringify({
     set_version: 'wide', combiner: 'weighted_mean',

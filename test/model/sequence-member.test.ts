@@ -6,15 +6,14 @@
  * replay uses), and leave the member out until the symbol has N closes.
  */
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, writeFileSync } from 'node:fs'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { WindowInputWriter, type SequenceInputSpec } from '../../src/features/window-input.js'
+import { copyShippedModels } from '../helpers/model-fixtures.js'
 import { kPython, pythonImports } from '../helpers/python.js'
 import { postJson, startServer } from '../helpers/start-server.js'
 
-const kModels = fileURLToPath(new URL('../../models/', import.meta.url))
 const kTree = 'xgboost_phase1_v2_calibrated'
 const N = 16
 const spec: SequenceInputSpec = { kind: 'sequence', window: N, channels: ['close_scaled', 'close_logret'] }
@@ -68,8 +67,7 @@ t.test('a sequence member serves the formula on the replay writer\'s tensor', { 
     output_name: 'probabilities',
     bar_ms: 60_000,
   }))
-  copyFileSync(join(kModels, `${kTree}.onnx`), join(dir, `${kTree}.onnx`))
-  copyFileSync(join(kModels, `${kTree}.json`), join(dir, `${kTree}.json`))
+  copyShippedModels(dir, [kTree])
   const setPath = join(dir, 'seq.set.json')
   writeFileSync(setPath, JSON.stringify({
     set_version: 'seq_set', combiner: 'weighted_mean',
