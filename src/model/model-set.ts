@@ -184,11 +184,8 @@ export class LoadedSet implements BatchRunner {
   private readonly members: readonly Member[]
   private readonly maxBatchSize: number
   private readonly freeCalls: SetCall[] = []
-  /** Member failures, for the log: the pool also reports a dead worker itself. */
-  private readonly onMemberFailure: ((version: string) => void) | null
 
-  constructor (definition: SetDefinition, setPath: string, models: readonly LoadedModel[], maxBatchSize: number,
-    onMemberFailure: ((version: string) => void) | null = null) {
+  constructor (definition: SetDefinition, setPath: string, models: readonly LoadedModel[], maxBatchSize: number) {
     this.definition = definition
     this.modelVersion = definition.set_version
     this.modelVersionJson = JSON.stringify(definition.set_version)
@@ -206,7 +203,6 @@ export class LoadedSet implements BatchRunner {
       output_name: '',
       members: models.map(m => m.modelVersion),
     }
-    this.onMemberFailure = onMemberFailure
   }
 
   /** The members' models, in the set's order. */
@@ -234,7 +230,6 @@ export class LoadedSet implements BatchRunner {
     if (state === 2) {
       call.failed++
       this.members[m]!.failed += call.rows
-      this.onMemberFailure?.(this.members[m]!.model.modelVersion)
     }
     if (--call.remaining > 0) return
     const { buffer, rows, completion } = call
@@ -335,7 +330,6 @@ export interface SetLoadOptions extends Omit<ModelLoadOptions, 'modelPath' | 'me
   readonly setPath: string
   /** Every member's workers, whatever the set file says (a shadow candidate runs one each). */
   readonly memberWorkers?: number
-  readonly onMemberFailure?: (version: string) => void
 }
 
 /**
@@ -369,7 +363,7 @@ export async function loadModelSet (options: SetLoadOptions): Promise<LoadedSet>
     await Promise.allSettled(loaded.map(m => m.close()))
     throw err instanceof ServiceError ? err : new ModelLoadError((err as Error).message, err)
   }
-  return new LoadedSet(definition, setPath, loaded, options.maxBatchSize, options.onMemberFailure ?? null)
+  return new LoadedSet(definition, setPath, loaded, options.maxBatchSize)
 }
 
 /** What the set needs of its members together (each was checked alone by its load). */
